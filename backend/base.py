@@ -1,0 +1,238 @@
+"""The Backend seam: everything above it asks for text, everything below it runs or reaches a model.
+
+A backend takes a batch of prompts (text, chat messages, token ids or input embeddings) with sampling
+parameters and returns one `Generation` per prompt. It also streams, scores prompts (prompt logprobs),
+warms a shared prefix, applies the chat template, reports its health and declares what it can do in
+`Capabilities`, so that a stage can check before it asks and say in its report what it skipped.
+
+Example (runs as is on a laptop, with the packaged SmolLM2)::
+
+    import asyncio
+    from backend import open_backend, Prompt, SamplingParams
+
+    async def main():
+        backend = open_backend("local")
+        [answer] = await backend.generate(
+            [Prompt.from_messages([{"role": "user", "content": "What is 2+2?"}])],
+            SamplingParams(temperature=0, max_tokens=24),
+        )
+        print(answer.text, answer.usage)
+        await backend.close()
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+ChatMessage = dict[str, Any]  # {"role": ..., "content": ...}, as in the OpenAI API
+
+
+class BackendError(Exception):
+    """The backend failed or answered with an error; `status` is what the proxy should return (502/503)."""
+
+    def __init__(self, message: str, *, status: int = 502, backend: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.backend = backend
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or is not ready (the proxy answers 503)."""
+
+    def __init__(self, message: str, *, backend: str = "") -> None:
+        super().__init__(message, status=503, backend=backend)
+
+
+class UnsupportedRequest(ValueError):
+    """The request asks for something this backend cannot do (a capability it lacks, a too-long prompt)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. Stages check these and report what they skipped instead of failing silently."""
+
+    batch: bool = True  # many prompts in one call are run together, not one after another
+    prefix_cache: bool = False  # a prefix shared by prompts is computed once and reported as cached tokens
+    prompt_logprobs: bool = False  # per-token log-probabilities of the prompt itself
+    input_embeds: bool = False  # prompts given as embedding vectors (soft prompts, gists)
+    token_ids: bool = False  # prompts given as token ids
+    chat_template: bool = False  # the backend can render chat messages into its model's prompt text
+    streaming: bool = True
+    max_context_tokens: int | None = None
+
+
+@dataclass
+class SamplingParams:
+    """How to decode. `max_tokens=0` only prefills (useful with prompt logprobs).
+
+    `extra` carries fields the caller sent that promptfold does not interpret (e.g. `frequency_penalty`);
+    a remote backend forwards them, the local engine lists the ones it ignored in its result.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class Prompt:
+    """One prompt in exactly one of four forms. Build it with a `from_*` constructor.
+
+    `embeds` is a sequence of vectors of the model's hidden size (a nested list, a numpy array or a torch
+    tensor of shape [tokens, hidden]); it stands for the whole prompt.
+    """
+
+    text: str | None = None
+    messages: list[ChatMessage] | None = None
+    token_ids: list[int] | None = None
+    embeds: Any = None
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.text, self.messages, self.token_ids, self.embeds)]
+        if sum(given) != 1:
+            raise ValueError("a Prompt holds exactly one of text, messages, token_ids or embeds")
+
+    @classmethod
+    def from_text(cls, text: str) -> Prompt:
+        return cls(text=text)
+
+    @classmethod
+    def from_messages(cls, messages: Sequence[ChatMessage]) -> Prompt:
+        return cls(messages=list(messages))
+
+    @classmethod
+    def from_token_ids(cls, token_ids: Sequence[int]) -> Prompt:
+        return cls(token_ids=[int(t) for t in token_ids])
+
+    @classmethod
+    def from_embeds(cls, embeds: Any) -> Prompt:
+        return cls(embeds=embeds)
+
+    @property
+    def kind(self) -> Literal["text", "messages", "token_ids", "embeds"]:
+        if self.text is not None:
+            return "text"
+        if self.messages is not None:
+            return "messages"
+        if self.token_ids is not None:
+            return "token_ids"
+        return "embeds"
+
+
+@dataclass
+class Usage:
+    """Token counts of one generation, in the backend model's tokens."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose KV was reused instead of computed
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+
+@dataclass
+class Generation:
+    """The result for one prompt.
+
+    `prompt_logprobs[i]` is log p(prompt token i | tokens before it), in nats, for the prompt's token ids
+    `prompt_token_ids`; entries before `logprob_start` (and the very first token) are None.
+    """
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    token_ids: list[int] = field(default_factory=list)
+    prompt_token_ids: list[int] | None = None
+    prompt_logprobs: list[float | None] | None = None
+    time_to_first_token_s: float | None = None
+    latency_s: float | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. sampling fields the backend ignored
+
+
+@dataclass
+class StreamChunk:
+    """A piece of a streamed generation. The last chunk has `finish_reason` and `usage` set."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class Health:
+    ok: bool
+    backend: str
+    model: str
+    detail: str = ""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The contract every engine fulfils (local, SGLang, any OpenAI-compatible server)."""
+
+    name: str  # "local", "sglang", "openai"
+    model_id: str  # the model's name as clients see it in /v1/models
+    capabilities: Capabilities
+
+    async def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: SamplingParams,
+        *,
+        prompt_logprobs: bool = False,
+        logprob_start: int = 0,
+    ) -> list[Generation]:
+        """Generate for every prompt together; results are in the order of `prompts`."""
+        ...
+
+    def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
+        """Yield the generation of one prompt piece by piece; the last chunk carries finish_reason."""
+        ...
+
+    async def warm_prefix(self, prefix: Prompt) -> int:
+        """Compute and keep the KV of `prefix` so later prompts that start with it reuse it.
+
+        Returns the number of prefix tokens now cached; raises UnsupportedRequest without a prefix cache.
+        """
+        ...
+
+    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """Render messages into the model's prompt text; raises UnsupportedRequest without a template."""
+        ...
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` in the model's tokenizer, no special tokens added (count them with len)."""
+        ...
+
+    async def health(self) -> Health: ...
+
+    async def close(self) -> None: ...
+
+
+def require(capabilities: Capabilities, feature: str, backend_name: str) -> None:
+    """Raise UnsupportedRequest unless the backend declares `feature`."""
+    if not getattr(capabilities, feature):
+        raise UnsupportedRequest(f"the {backend_name} backend does not support {feature.replace('_', ' ')}")

@@ -1,0 +1,262 @@
+"""The embedded engine: a real transformers model in-process (SmolLM2 on the CPU by default).
+
+Prompts from one `generate` call are prefilled together (a prefix they share is computed once and the
+others report it as cached, like SGLang's `cached_tokens`), then decoded with one forward per step for
+the whole batch. Calls from concurrent clients join the running batch between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    BackendError,
+    Capabilities,
+    ChatMessage,
+    Generation,
+    Health,
+    Prompt,
+    SamplingParams,
+    StreamChunk,
+    UnsupportedRequest,
+)
+from .engine.requests import EngineRequest
+
+# Sampling fields of the OpenAI API the local engine honours; others are reported as ignored.
+HONOURED_FIELDS: frozenset[str] = frozenset()
+
+
+class LocalBackend:
+    """In-process backend. `model` is None (the packaged SmolLM2), an alias or a local HF folder."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_rows: int = 32,
+        prefix_cache_mb: int = 512,
+    ) -> None:
+        from .engine.model import load_causal_lm
+        from .engine.scheduler import Engine
+        from .models import resolve_causal_lm
+
+        ref = resolve_causal_lm(model)
+        self.model_id = ref.model_id
+        self.loaded = load_causal_lm(str(ref.path), device, dtype)
+        self.engine = Engine(self.loaded, max_rows=max_rows, prefix_cache_bytes=prefix_cache_mb * 2**20)
+        self.engine.start()
+        tokenizer = self.loaded.tokenizer
+        self.capabilities = Capabilities(
+            batch=True,
+            prefix_cache=True,
+            prompt_logprobs=True,
+            input_embeds=True,
+            token_ids=True,
+            chat_template=bool(getattr(tokenizer, "chat_template", None)),
+            streaming=True,
+            max_context_tokens=self.loaded.max_positions,
+        )
+
+    # --- the seam ---------------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: SamplingParams,
+        *,
+        prompt_logprobs: bool = False,
+        logprob_start: int = 0,
+    ) -> list[Generation]:
+        loop = asyncio.get_running_loop()
+        sinks = [_FutureSink(loop) for _ in prompts]
+        group = [
+            self._request(p, sampling, sink, prompt_logprobs, logprob_start)
+            for p, sink in zip(prompts, sinks, strict=True)
+        ]
+        self._ensure_running()
+        self.engine.submit(group)
+        try:
+            results = await asyncio.gather(*(sink.future for sink in sinks))
+        except asyncio.CancelledError:
+            for request in group:
+                request.cancelled = True
+            raise
+        notes = _ignored_fields(sampling)
+        for result in results:
+            result.notes.extend(notes)
+        return list(results)
+
+    async def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
+        loop = asyncio.get_running_loop()
+        sink = _QueueSink(loop)
+        request = self._request(prompt, sampling, sink, False, 0)
+        self._ensure_running()
+        self.engine.submit([request])
+        try:
+            while True:
+                kind, payload = await sink.queue.get()
+                if kind == "delta":
+                    text, ids = payload
+                    yield StreamChunk(text=text, token_ids=ids)
+                elif kind == "done":
+                    yield StreamChunk(text="", finish_reason=payload.finish_reason, usage=payload.usage)
+                    return
+                else:
+                    raise _as_backend_error(payload)
+        finally:
+            request.cancelled = True  # a no-op once done; stops decoding if the consumer went away
+
+    async def warm_prefix(self, prefix: Prompt) -> int:
+        tokens = self._token_ids(prefix)
+        await asyncio.to_thread(self.engine.warm, tokens)
+        return len(tokens) if len(tokens) >= self.engine.prefix_cache.min_tokens else 0
+
+    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        if not self.capabilities.chat_template:
+            raise UnsupportedRequest(f"the model {self.model_id} has no chat template")
+        return str(
+            self.loaded.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
+            )
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    async def health(self) -> Health:
+        ok = self.engine.alive
+        return Health(ok, self.name, self.model_id, "" if ok else "the engine thread has stopped")
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.stop)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if not self.engine.alive:
+            raise BackendError("the local engine thread has stopped", status=503, backend=self.name)
+
+    def _token_ids(self, prompt: Prompt) -> np.ndarray:
+        tokenizer = self.loaded.tokenizer
+        if prompt.token_ids is not None:
+            ids = prompt.token_ids
+            vocab = len(tokenizer)
+            if any(t < 0 or t >= vocab for t in ids):
+                raise UnsupportedRequest(f"token ids must lie in [0, {vocab})")
+        elif prompt.messages is not None:
+            ids = self.tokenize(self.apply_chat_template(prompt.messages))
+        elif prompt.text is not None:
+            ids = list(tokenizer(prompt.text)["input_ids"])  # special tokens as the model expects (BOS)
+        else:
+            raise UnsupportedRequest("embeddings have no token ids")
+        return np.asarray(ids, dtype=np.int64)
+
+    def _request(
+        self, prompt: Prompt, sampling: SamplingParams, sink: Any, prompt_logprobs: bool, logprob_start: int
+    ) -> EngineRequest:
+        _check_sampling(sampling)
+        if prompt.embeds is not None:
+            embeds = _as_tensor(prompt.embeds)
+            if embeds.ndim != 2 or embeds.shape[1] != self.loaded.hidden_size:
+                raise UnsupportedRequest(
+                    f"input embeddings must have shape [tokens, {self.loaded.hidden_size}], "
+                    f"got {list(embeds.shape)}"
+                )
+            request = EngineRequest(sampling, sink, embeds=embeds)
+        else:
+            request = EngineRequest(
+                sampling,
+                sink,
+                token_ids=self._token_ids(prompt),
+                prompt_logprobs=prompt_logprobs,
+                logprob_start=logprob_start,
+            )
+        if request.prompt_len == 0:
+            raise UnsupportedRequest("the prompt is empty")
+        if request.prompt_len >= self.loaded.max_positions:
+            raise UnsupportedRequest(
+                f"the prompt has {request.prompt_len} tokens; {self.model_id} reads at most "
+                f"{self.loaded.max_positions - 1}"
+            )
+        return request
+
+
+def _check_sampling(sampling: SamplingParams) -> None:
+    if sampling.temperature < 0:
+        raise UnsupportedRequest("temperature must be >= 0")
+    if not 0 < sampling.top_p <= 1:
+        raise UnsupportedRequest("top_p must be in (0, 1]")
+    if sampling.max_tokens < 0:
+        raise UnsupportedRequest("max_tokens must be >= 0")
+
+
+def _ignored_fields(sampling: SamplingParams) -> list[str]:
+    ignored = sorted(k for k in sampling.extra if k not in HONOURED_FIELDS)
+    return [f"the local engine ignored: {', '.join(ignored)}"] if ignored else []
+
+
+def _as_tensor(embeds: Any) -> Any:
+    import torch
+
+    if isinstance(embeds, torch.Tensor):
+        return embeds.detach()
+    return torch.as_tensor(np.asarray(embeds, dtype=np.float32))
+
+
+def _as_backend_error(error: BaseException) -> BaseException:
+    if isinstance(error, BackendError | UnsupportedRequest):
+        return error
+    return BackendError(f"local engine error: {type(error).__name__}: {error}", status=500, backend="local")
+
+
+class _FutureSink:
+    """Resolves an asyncio future with the final Generation (thread-safe)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[Generation] = loop.create_future()
+
+    def on_delta(self, text: str, token_ids: list[int]) -> None:
+        pass
+
+    def on_done(self, result: Generation) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, result, None)
+
+    def on_error(self, error: BaseException) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, None, _as_backend_error(error))
+
+
+def _settle(future: asyncio.Future[Generation], result: Generation | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
+class _QueueSink:
+    """Feeds deltas and the end of one generation into an asyncio queue (thread-safe)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def on_delta(self, text: str, token_ids: list[int]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("delta", (text, token_ids)))
+
+    def on_done(self, result: Generation) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("done", result))
+
+    def on_error(self, error: BaseException) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("error", error))
