@@ -1,0 +1,380 @@
+"""Any OpenAI-compatible server over HTTP (vLLM, `transformers serve`, SGLang's /v1 routes, hosted APIs).
+
+Chat messages go to `POST {base}/chat/completions`; text and token ids to `POST {base}/completions` (the
+OpenAI spec allows a list of token ids as the prompt). The OpenAI API takes one prompt per request, so a
+batch is sent as concurrent requests: `capabilities.batch` is True only in that sense (the server may or
+may not batch them on its side). Prompt logprobs, input embeddings and prefix warming are not part of the
+spec, so they raise `UnsupportedRequest`. Tokenizing and rendering the chat template need a local
+tokenizer folder (`tokenizer=`); messages themselves always work, rendered by the server.
+
+The module also holds the HTTP plumbing the SGLang client shares (error mapping, SSE reading), because
+SGLang speaks these same routes next to its native ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import httpx
+
+from .base import (
+    BackendError,
+    BackendUnavailable,
+    Capabilities,
+    ChatMessage,
+    FinishReason,
+    Generation,
+    Health,
+    Prompt,
+    SamplingParams,
+    StreamChunk,
+    UnsupportedRequest,
+    Usage,
+)
+
+T = TypeVar("T")
+_LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
+
+
+# --- HTTP plumbing shared with backend/sglang.py -------------------------------------------------------
+
+
+def _label(backend: str, url: str) -> str:
+    return f"{_LABELS.get(backend, backend)} at {url}"
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's own words from an error response (OpenAI, SGLang and FastAPI shapes), at most 500 chars."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        message = message or body.get("message") or body.get("detail")
+    text = str(message) if message else response.text.strip() or response.reason_phrase
+    return text[:500]
+
+
+def http_error(response: httpx.Response, backend: str) -> Exception:
+    """Map an HTTP error status to our exceptions; the message carries the server's words."""
+    status, words = response.status_code, error_text(response)
+    where = _label(backend, str(response.request.url))
+    if status in (401, 403):
+        return BackendError(f"{where} refused the API key (HTTP {status}): {words}", backend=backend)
+    if status in (400, 413, 422):  # the request itself (too long a prompt, a bad sampling value)
+        return UnsupportedRequest(f"{where} rejected the request (HTTP {status}): {words}")
+    if status in (429, 503):
+        return BackendUnavailable(f"{where} is busy or not ready (HTTP {status}): {words}", backend=backend)
+    return BackendError(f"{where} answered HTTP {status}: {words}", backend=backend)
+
+
+def transport_error(exc: httpx.HTTPError, url: str, backend: str, timeout_s: float) -> BackendError:
+    """Map an httpx failure (no HTTP status) to BackendUnavailable (503) or BackendError (502)."""
+    where = _label(backend, url)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return BackendUnavailable(f"cannot reach {where}: {exc or type(exc).__name__}", backend=backend)
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendUnavailable(f"{where} did not answer within {timeout_s:g} s", backend=backend)
+    return BackendError(f"the connection to {where} failed: {type(exc).__name__}: {exc}", backend=backend)
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    backend: str,
+    timeout_s: float,
+    body: Any = None,
+) -> Any:
+    """Send one request and return its JSON body; every failure becomes a BackendError or UnsupportedRequest."""
+    try:
+        response = await client.request(method, url, json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, url, backend, timeout_s) from exc
+    if response.status_code >= 400:
+        raise http_error(response, backend)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BackendError(f"{_label(backend, url)} answered with something that is not JSON", backend=backend) from exc
+
+
+async def sse_events(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, backend: str, timeout_s: float
+) -> AsyncIterator[dict[str, Any]]:
+    """POST `body` and yield the JSON of each `data:` line of the server-sent events until `data: [DONE]`.
+
+    An event `{"error": ...}` (how vLLM and SGLang report a failure mid-stream) raises BackendError.
+    """
+    try:
+        async with client.stream("POST", url, json=body, timeout=timeout_s) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise http_error(response, backend)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments and `event:` lines
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if isinstance(event, dict) and event.get("error"):
+                    error = event["error"]
+                    words = error.get("message") if isinstance(error, dict) else error
+                    raise BackendError(f"{_label(backend, url)} failed mid-stream: {words}", backend=backend)
+                yield event
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, url, backend, timeout_s) from exc
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{_label(backend, url)} streamed a line that is not JSON", backend=backend) from exc
+
+
+async def gather_all(*jobs: Awaitable[T]) -> list[T]:
+    """Like asyncio.gather, but the first failure cancels the jobs still running (no orphan requests)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
+    """OpenAI `usage` (with `prompt_tokens_details.cached_tokens` when the server reports it) as our Usage."""
+    usage = usage or {}
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        int(details.get("cached_tokens") or 0),
+    )
+
+
+def load_tokenizer(path: str) -> Any:
+    """A transformers tokenizer from a local folder (never from a hub). Imported lazily: it is heavy."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # transformers raises many kinds (OSError, ValueError, ...)
+        raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
+
+
+def _finish_reason(raw: str | None, backend: str) -> tuple[FinishReason, list[str]]:
+    """OpenAI finish reasons as ours; ones we have no name for become "stop" with a note saying so."""
+    if raw == "length":
+        return "length", []
+    if raw in ("abort", "error"):
+        raise BackendError(f"the {backend} server aborted the generation (finish_reason={raw})", backend=backend)
+    if raw in ("stop", "eos", None):
+        return "stop", []
+    return "stop", [f"upstream finish_reason: {raw}"]
+
+
+# --- the backend -------------------------------------------------------------------------------------
+
+
+class OpenAICompatBackend:
+    """Client of an OpenAI-compatible server. `base_url` ends where the OpenAI paths start (`.../v1`).
+
+    `model_id` defaults to the first id of `GET {base}/models`, fetched on first use (or by `connect()`).
+    `client` lets an owner share its connection pool (and its auth headers); the owner then closes it.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        model_id: str | None = None,
+        timeout_s: float = 600,
+        tokenizer: str | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._model_id = model_id
+        self._tokenizer_path = tokenizer
+        self._tokenizer: Any = None
+        self._owns_client = client is None
+        if client is None:
+            key = api_key or os.environ.get("OPENAI_API_KEY")
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            client = httpx.AsyncClient(headers=headers, timeout=timeout_s)
+        self._client = client
+        self._models_lock = asyncio.Lock()
+        self._connected = False
+        self.capabilities = Capabilities(
+            batch=True,  # concurrent requests, one per prompt
+            prefix_cache=False,  # the server may cache, but cannot be told to; cached_tokens still reported
+            prompt_logprobs=False,
+            input_embeds=False,
+            token_ids=True,
+            chat_template=True,  # messages are rendered by the server; apply_chat_template needs tokenizer=
+            streaming=True,
+        )
+
+    @property
+    def model_id(self) -> str:
+        """The model name sent in every request; "" until resolved from /models (see `connect()`)."""
+        return self._model_id or ""
+
+    async def connect(self) -> str:
+        """Read GET /models once: the model id (first listed, unless given) and its context length."""
+        if not self._connected:
+            async with self._models_lock:
+                if not self._connected:
+                    await self._read_models()
+                    self._connected = True
+        return self.model_id
+
+    async def _read_models(self) -> None:
+        url = f"{self.base_url}/models"
+        try:
+            listing = await request_json(self._client, "GET", url, backend=self.name, timeout_s=30)
+        except (BackendError, UnsupportedRequest):
+            if self._model_id is None:
+                raise
+            return  # the id was given: a server without /models is still usable
+        models = listing.get("data") if isinstance(listing, dict) else None
+        if not models:
+            if self._model_id is None:
+                raise BackendError(f"{_label(self.name, url)} lists no models; pass model_id=", backend=self.name)
+            return
+        chosen = next((m for m in models if m.get("id") == self._model_id), models[0])
+        self._model_id = self._model_id or str(chosen["id"])
+        context = chosen.get("max_model_len") or chosen.get("context_length")
+        if isinstance(context, int):
+            self.capabilities = replace(self.capabilities, max_context_tokens=context)
+
+    # --- the seam ---------------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: SamplingParams,
+        *,
+        prompt_logprobs: bool = False,
+        logprob_start: int = 0,
+    ) -> list[Generation]:
+        """One request per prompt, all in flight together; results in the order of `prompts`."""
+        if prompt_logprobs:
+            raise UnsupportedRequest("prompt logprobs are not part of the OpenAI API; this backend cannot score prompts")
+        requests = [self._route_and_body(p, sampling) for p in prompts]  # validates all before sending any
+        if not requests:
+            return []
+        await self.connect()
+        return await gather_all(*(self._complete(path, body) for path, body in requests))
+
+    async def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
+        """Server-sent events of one request; the last chunk carries finish_reason and usage (zeros if the
+        server sent no usage)."""
+        path, body = self._route_and_body(prompt, sampling)
+        await self.connect()
+        body = {**body, "model": self.model_id, "stream": True, "stream_options": {"include_usage": True}}
+        finish: FinishReason | None = None
+        usage = Usage()
+        async for event in sse_events(
+            self._client, self.base_url + path, body, backend=self.name, timeout_s=self.timeout_s
+        ):
+            if event.get("usage"):
+                usage = usage_from_openai(event["usage"])
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                text = delta.get("content") if path == "/chat/completions" else choice.get("text")
+                if text:
+                    yield StreamChunk(text=text)
+                if choice.get("finish_reason"):
+                    finish, _ = _finish_reason(choice["finish_reason"], self.name)
+        if finish is None:
+            raise BackendError(f"{_label(self.name, self.base_url)} ended the stream without a finish reason")
+        yield StreamChunk(text="", finish_reason=finish, usage=usage)
+
+    async def warm_prefix(self, prefix: Prompt) -> int:
+        raise UnsupportedRequest("an OpenAI-compatible server cannot be told to keep a prefix cached")
+
+    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        tokenizer = self._require_tokenizer("render the chat template")
+        return str(
+            tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt, tokenize=False)
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        tokenizer = self._require_tokenizer("count tokens")
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    async def health(self) -> Health:
+        """Healthy when GET /models answers; never raises."""
+        try:
+            await self.connect()
+            await request_json(self._client, "GET", f"{self.base_url}/models", backend=self.name, timeout_s=30)
+        except (BackendError, UnsupportedRequest) as exc:
+            return Health(False, self.name, self.model_id, str(exc))
+        return Health(True, self.name, self.model_id)
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _require_tokenizer(self, purpose: str) -> Any:
+        if self._tokenizer is None:
+            if not self._tokenizer_path:
+                raise UnsupportedRequest(
+                    f"the {self.name} backend needs a local tokenizer to {purpose}: pass tokenizer=/path/to/model"
+                )
+            self._tokenizer = load_tokenizer(self._tokenizer_path)
+        return self._tokenizer
+
+    def _route_and_body(self, prompt: Prompt, sampling: SamplingParams) -> tuple[str, dict[str, Any]]:
+        if prompt.embeds is not None:
+            raise UnsupportedRequest("an OpenAI-compatible server takes no input embeddings")
+        body = openai_sampling(sampling)
+        if prompt.messages is not None:
+            return "/chat/completions", {"messages": prompt.messages, **body}
+        return "/completions", {"prompt": prompt.text if prompt.text is not None else prompt.token_ids, **body}
+
+    async def _complete(self, path: str, body: dict[str, Any]) -> Generation:
+        started = time.perf_counter()
+        url = self.base_url + path
+        data = await request_json(
+            self._client, "POST", url, backend=self.name, timeout_s=self.timeout_s, body={**body, "model": self.model_id}
+        )
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") if path == "/chat/completions" else choice.get("text")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendError(f"{_label(self.name, url)} answered without a choice", backend=self.name) from exc
+        finish, notes = _finish_reason(choice.get("finish_reason"), self.name)
+        return Generation(
+            text=text or "",
+            finish_reason=finish,
+            usage=usage_from_openai(data.get("usage")),
+            latency_s=time.perf_counter() - started,
+            notes=notes,
+        )
+
+
+def openai_sampling(sampling: SamplingParams) -> dict[str, Any]:
+    """Our sampling as OpenAI body fields; `extra` is passed through as is (and wins on a clash)."""
+    body: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed
+    body.update(sampling.extra)
+    return body

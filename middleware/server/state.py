@@ -1,0 +1,84 @@
+"""What the routes share: settings, the backend, the pipeline, metrics, and model-name checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from backend import Backend
+
+from ..config import Settings
+from ..pipeline import Completion, Pipeline
+from .errors import ApiError, from_exception
+from .metrics import Metrics
+
+T = TypeVar("T")
+ALIASES = ("default", "promptfold")
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    backend: Backend
+    pipeline: Pipeline
+    metrics: Metrics = field(default_factory=Metrics)
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    def model_names(self) -> list[str]:
+        names = [self.backend.model_id]
+        if self.settings.served_model_name:
+            names.append(self.settings.served_model_name)
+        return names
+
+    def check_model(self, name: str) -> None:
+        if name in self.model_names() or name in ALIASES:
+            return
+        raise ApiError(
+            404,
+            f"The model '{name}' does not exist; this server serves {', '.join(self.model_names())}.",
+            param="model",
+            code="model_not_found",
+        )
+
+    async def run(self, work: Awaitable[T], *, route: str, count: bool = True) -> T:
+        """Await `work`, recording latency and tokens (or the failure) in the metrics."""
+        started = time.perf_counter()
+        try:
+            result = await work
+        except Exception as error:
+            self.record_failure(route, from_exception(error).status, started)
+            raise
+        if count:
+            completions = result if isinstance(result, list) else [result]
+            reports = [c.report for c in completions if isinstance(c, Completion)]
+            self.metrics.observe(
+                route, 200, time.perf_counter() - started,
+                sum(r.prompt_tokens for r in reports),
+                sum(r.completion_tokens for r in reports),
+                sum(r.cached_tokens for r in reports),
+            )
+            for report in reports:
+                for stage in report.stages:
+                    if stage.applied and stage.tokens_in is not None and stage.tokens_out is not None:
+                        self.metrics.tokens_saved.labels(stage.stage).inc(max(stage.tokens_in - stage.tokens_out, 0))
+        return result
+
+    def record_failure(self, route: str, status: int, started: float) -> None:
+        self.metrics.observe(route, status, time.perf_counter() - started)
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState | None = getattr(request.app.state, "promptfold", None)
+    if state is None:
+        raise ApiError(503, "the server is still starting", type="server_error", code="starting")
+    return state
+
+
