@@ -219,7 +219,9 @@ class Backend(Protocol):
         """
         ...
 
-    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> str:
         """Render messages into the model's prompt text; raises UnsupportedRequest without a template."""
         ...
 

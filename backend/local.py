@@ -120,7 +120,9 @@ class LocalBackend:
         await asyncio.to_thread(self.engine.warm, tokens)
         return len(tokens) if len(tokens) >= self.engine.prefix_cache.min_tokens else 0
 
-    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> str:
         if not self.capabilities.chat_template:
             raise UnsupportedRequest(f"the model {self.model_id} has no chat template")
         return str(
@@ -235,7 +237,9 @@ class _FutureSink:
         self.loop.call_soon_threadsafe(_settle, self.future, None, _as_backend_error(error))
 
 
-def _settle(future: asyncio.Future[Generation], result: Generation | None, error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[Generation], result: Generation | None, error: BaseException | None
+) -> None:
     if future.done():
         return
     if error is not None:

@@ -85,9 +85,13 @@ def _check_hf_folder(path: Path, *, kind: str) -> None:
     if not path.exists():
         raise ModelNotFound(f"the {kind} path '{path}' does not exist")
     if not path.is_dir():
-        raise ModelNotFound(f"the {kind} path '{path}' is not a folder (expected a Hugging Face model folder)")
+        raise ModelNotFound(
+            f"the {kind} path '{path}' is not a folder (expected a Hugging Face model folder)"
+        )
     if not (path / "config.json").is_file():
-        raise ModelNotFound(f"the {kind} folder '{path}' has no config.json, so it is not a Hugging Face model")
+        raise ModelNotFound(
+            f"the {kind} folder '{path}' has no config.json, so it is not a Hugging Face model"
+        )
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise ModelNotFound(f"the {kind} folder '{path}' holds no weights (*.safetensors or *.bin)")
 

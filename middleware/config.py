@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROMPTFOLD_", extra="ignore", validate_default=True)
 
-    backend: str = Field("local", description="local | local:/path | sglang://HOST:PORT | openai://HOST:PORT/v1")
+    backend: str = Field(
+        "local", description="local | local:/path | sglang://HOST:PORT | openai://HOST:PORT/v1"
+    )
     model: str | None = Field(None, description="local engine: a model alias or HF folder (default SmolLM2)")
     device: str = Field("cpu", description="local engine: torch device (cpu, cuda)")
     backend_api_key: SecretStr | None = Field(None, description="key sent to an OpenAI-compatible backend")

@@ -157,7 +157,9 @@ class Pipeline:
         plan = request.options.plan()
         executor = self.executors.get(plan)
         if executor is None:
-            report.notes.append(f"plan '{plan}' is not available in this server; answered with plain decoding")
+            report.notes.append(
+                f"plan '{plan}' is not available in this server; answered with plain decoding"
+            )
             plan, executor = "plain", self.executors["plain"]
         report.plan = plan
         return executor

@@ -75,7 +75,11 @@ def run_proxy(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
         env={**os.environ, **(env or {})},
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", process=process)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/health", process=process)
+        except (RuntimeError, TimeoutError) as error:
+            log.flush()
+            raise RuntimeError(f"{error}; its log:\n{Path(log.name).read_text()[-3000:]}") from error
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()

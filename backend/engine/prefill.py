@@ -186,7 +186,9 @@ def _score_chunk(
         if first >= last:
             continue
         with model.lock:
-            scores = torch.log_softmax(model.logits(hidden[row, first - begin : last - begin]).float(), dim=-1)
+            scores = torch.log_softmax(
+                model.logits(hidden[row, first - begin : last - begin]).float(), dim=-1
+            )
         targets = torch.from_numpy(request.token_ids[offset + first + 1 : offset + last + 1].astype(np.int64))
         picked = scores.gather(1, targets.to(scores.device).unsqueeze(1)).squeeze(1).tolist()
         for i, value in enumerate(picked):

@@ -58,7 +58,9 @@ class _Warm:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, *, max_rows: int = 32, prefix_cache_bytes: int = 512 * 2**20) -> None:
+    def __init__(
+        self, model: LoadedModel, *, max_rows: int = 32, prefix_cache_bytes: int = 512 * 2**20
+    ) -> None:
         self.model = model
         self.max_rows = max_rows
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
@@ -180,7 +182,9 @@ class Engine:
             logits = self.model.logits(hidden[:, -1])
         self.steps += 1
         self.rows_per_step_total += batch.rows
-        tokens = sample_rows(logits, [r.request.sampling for r in self._rows], [r.generator for r in self._rows])
+        tokens = sample_rows(
+            logits, [r.request.sampling for r in self._rows], [r.generator for r in self._rows]
+        )
         for row, token in zip(self._rows, tokens, strict=True):
             self._accept(row, token)
         self._retire()

@@ -72,7 +72,3 @@ def explain_settings_error(error: Exception) -> str:
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         lines.append(f"{name}: {message}")
     return "; ".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

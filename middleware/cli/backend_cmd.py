@@ -32,7 +32,9 @@ def register(commands: Any) -> None:
     sglang.add_argument("--host", default="127.0.0.1", help="server address (default: 127.0.0.1)")
     sglang.add_argument("--wait", type=float, default=600, help="seconds to wait for health (default: 600)")
     sglang.add_argument("--log", help="file for the server's log (default: sglang-PORT.log)")
-    sglang.add_argument("extra", nargs=argparse.REMAINDER, help="-- then extra flags for sglang.launch_server")
+    sglang.add_argument(
+        "extra", nargs=argparse.REMAINDER, help="-- then extra flags for sglang.launch_server"
+    )
     sglang.set_defaults(run=run_sglang)
     parser.set_defaults(run=lambda _args: parser.print_help() or 2)
 
@@ -52,6 +54,8 @@ def run_sglang(args: argparse.Namespace) -> int:
         )
     except LaunchError as error:
         raise CliError(str(error)) from error
-    print(f"promptfold: SGLang is healthy at http://{args.host}:{args.port} (log: {log_path}); Ctrl-C stops it")
+    print(
+        f"promptfold: SGLang is healthy at http://{args.host}:{args.port} (log: {log_path}); Ctrl-C stops it"
+    )
     print(f"promptfold: next: promptfold serve --backend sglang://{args.host}:{args.port}")
     return serve_until_interrupted(process)

@@ -28,7 +28,10 @@ examples:
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
-        "serve", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "serve",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--backend", help="where answers come from (default: local)")
@@ -61,13 +64,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
             args.config,
-            backend=args.backend, model=args.model, device=args.device, host=args.host, port=args.port,
-            api_key=args.api_key, backend_api_key=args.backend_api_key, tokenizer=args.tokenizer,
-            max_body_bytes=args.max_body_bytes, log_level=args.log_level,
+            backend=args.backend,
+            model=args.model,
+            device=args.device,
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            backend_api_key=args.backend_api_key,
+            tokenizer=args.tokenizer,
+            max_body_bytes=args.max_body_bytes,
+            log_level=args.log_level,
         )
     except (ValidationError, FileNotFoundError, ValueError) as error:
         raise CliError(explain_settings_error(error)) from error
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     print(f"promptfold: opening backend {settings.backend} ...", flush=True)
     try:
         backend = open_backend(settings.backend, **settings.backend_options())

@@ -36,7 +36,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = backend is None or owns_backend
-        active = backend or await asyncio.to_thread(open_backend, settings.backend, **settings.backend_options())
+        active = backend or await asyncio.to_thread(
+            open_backend, settings.backend, **settings.backend_options()
+        )
         pipeline: Pipeline = build_pipeline(active, settings)
         app.state.promptfold = ServerState(settings, active, pipeline)
         log.info("serving %s through the %s backend", active.model_id, active.name)
@@ -66,7 +68,9 @@ async def health(request: Request) -> JSONResponse:
     try:
         status = await asyncio.wait_for(state.backend.health(), timeout=10)
     except Exception as error:  # an unreachable backend is a 503, not a crash of the health route
-        raise ApiError(503, f"backend health check failed: {error}", type="server_error", code="backend_unavailable")
+        raise ApiError(
+            503, f"backend health check failed: {error}", type="server_error", code="backend_unavailable"
+        ) from error
     body: dict[str, Any] = {
         "status": "ok" if status.ok else "unavailable",
         "backend": status.backend,

@@ -25,14 +25,21 @@ log = logging.getLogger("promptfold.server")
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
-        body = ErrorResponse(error=ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code))
+        body = ErrorResponse(
+            error=ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code)
+        )
         return JSONResponse(body.model_dump(), status_code=self.status, headers=headers)
 
     def body(self) -> dict[str, Any]:
@@ -47,7 +54,9 @@ def from_validation(error: ValidationError | RequestValidationError) -> ApiError
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(loc) or None
     if first.get("type") == "missing":
-        return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+        return ApiError(
+            400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
     message = first.get("msg", "invalid value")
     if first.get("type") == "extra_forbidden":
         message = "unknown field"
@@ -69,7 +78,9 @@ def from_exception(error: BaseException) -> ApiError:
     if isinstance(error, ValueError):
         return ApiError(400, str(error), code="invalid_value")
     log.exception("unexpected error while serving a request", exc_info=error)
-    return ApiError(500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error")
+    return ApiError(
+        500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -59,13 +59,9 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        error = ApiError(
-            413, f"request body larger than {self.max_bytes} bytes", code="request_too_large"
-        )
+        error = ApiError(413, f"request body larger than {self.max_bytes} bytes", code="request_too_large")
         response = error.response()
-        await send(
-            {"type": "http.response.start", "status": 413, "headers": response.raw_headers}
-        )
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
 

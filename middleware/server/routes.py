@@ -14,8 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from backend import SamplingParams, StreamChunk
 
-from ..pipeline import Completion, Request as PipelineRequest
 from ..options import RequestOptions
+from ..pipeline import Completion
+from ..pipeline import Request as PipelineRequest
 from .errors import ApiError, from_exception, from_validation
 from .schemas import (
     AssistantMessage,
@@ -125,7 +126,9 @@ async def completions(request: Request) -> Any:
         model=state.model_id,
         choices=choices,
         usage=usage,
-        promptfold=report.as_dict() if len(results) == 1 else {"requests": [r.report.as_dict() for r in results]},
+        promptfold=report.as_dict()
+        if len(results) == 1
+        else {"requests": [r.report.as_dict() for r in results]},
     )
     return JSONResponse(response.model_dump(exclude_none=True), headers=report.headers())
 
@@ -229,8 +232,12 @@ async def _stream(state: ServerState, request: PipelineRequest, route: str, incl
         finally:
             report = prepared.report
             state.metrics.observe(
-                route, status, time.perf_counter() - started,
-                report.prompt_tokens, report.completion_tokens, report.cached_tokens,
+                route,
+                status,
+                time.perf_counter() - started,
+                report.prompt_tokens,
+                report.completion_tokens,
+                report.cached_tokens,
             )
         yield "data: [DONE]\n\n"
 
@@ -248,7 +255,9 @@ class _ChatChunks:
         self.id, self.created, self.model = new_id("chatcmpl"), now(), model
 
     def _chunk(self, choices: list[ChunkChoice], **extra: Any) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices, **extra)
+        return ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, **extra
+        )
 
     def role_chunk(self) -> ChatCompletionChunk:
         return self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])

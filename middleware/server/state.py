@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request
 
@@ -60,7 +60,9 @@ class ServerState:
             completions = result if isinstance(result, list) else [result]
             reports = [c.report for c in completions if isinstance(c, Completion)]
             self.metrics.observe(
-                route, 200, time.perf_counter() - started,
+                route,
+                200,
+                time.perf_counter() - started,
                 sum(r.prompt_tokens for r in reports),
                 sum(r.completion_tokens for r in reports),
                 sum(r.cached_tokens for r in reports),
@@ -68,7 +70,9 @@ class ServerState:
             for report in reports:
                 for stage in report.stages:
                     if stage.applied and stage.tokens_in is not None and stage.tokens_out is not None:
-                        self.metrics.tokens_saved.labels(stage.stage).inc(max(stage.tokens_in - stage.tokens_out, 0))
+                        self.metrics.tokens_saved.labels(stage.stage).inc(
+                            max(stage.tokens_in - stage.tokens_out, 0)
+                        )
         return result
 
     def record_failure(self, route: str, status: int, started: float) -> None:
@@ -80,5 +84,3 @@ def get_state(request: Request) -> ServerState:
     if state is None:
         raise ApiError(503, "the server is still starting", type="server_error", code="starting")
     return state
-
-

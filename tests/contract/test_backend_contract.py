@@ -77,7 +77,9 @@ async def test_stop_string_ends_the_answer_and_is_not_returned(backend: Backend)
 
 async def test_chat_messages_use_the_chat_template(backend: Backend) -> None:
     messages = [{"role": "user", "content": "What is 2+2?"}]
-    [result] = await backend.generate([Prompt.from_messages(messages)], SamplingParams(temperature=0, max_tokens=32))
+    [result] = await backend.generate(
+        [Prompt.from_messages(messages)], SamplingParams(temperature=0, max_tokens=32)
+    )
     assert "4" in result.text
     if backend.capabilities.chat_template:
         rendered = backend.apply_chat_template(messages)
@@ -99,7 +101,10 @@ async def test_prompt_logprobs_score_every_prompt_token(backend: Backend) -> Non
     if not backend.capabilities.prompt_logprobs:
         pytest.skip("backend has no prompt logprobs")
     likely, unlikely = await backend.generate(
-        [Prompt.from_text("The capital of France is Paris"), Prompt.from_text("The capital of France is Banana")],
+        [
+            Prompt.from_text("The capital of France is Paris"),
+            Prompt.from_text("The capital of France is Banana"),
+        ],
         SamplingParams(temperature=0, max_tokens=0),
         prompt_logprobs=True,
     )
