@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
+
+from middleware.server.background import free_port, serve_in_thread, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,26 +27,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("PROMPTFOLD_CONTRACT_EMBEDS_BACKEND"),
         help="a second backend for input-embeddings checks (SGLang needs --disable-radix-cache for them)",
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, timeout_s: float = 180, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before it was healthy")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +53,7 @@ def run_proxy(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     )
     try:
         try:
-            wait_healthy(f"http://127.0.0.1:{port}/health", process=process)
+            wait_healthy(f"http://127.0.0.1:{port}/health", alive=lambda: process.poll() is None)
         except (RuntimeError, TimeoutError) as error:
             log.flush()
             raise RuntimeError(f"{error}; its log:\n{Path(log.name).read_text()[-3000:]}") from error
@@ -98,22 +75,4 @@ def proxy_url() -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def serve_app_in_thread(app) -> Iterator[str]:
-    """Run an ASGI app with uvicorn in a background thread on a free port; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", timeout_s=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def run_async(coroutine):
-    return asyncio.run(coroutine)
+serve_app_in_thread = serve_in_thread  # tests read better with the longer name
