@@ -5,27 +5,24 @@ OpenAI spec allows a list of token ids as the prompt). The OpenAI API takes one 
 batch is sent as concurrent requests: `capabilities.batch` is True only in that sense (the server may or
 may not batch them on its side). Prompt logprobs, input embeddings and prefix warming are not part of the
 spec, so they raise `UnsupportedRequest`. Tokenizing and rendering the chat template need a local
-tokenizer folder (`tokenizer=`); messages themselves always work, rendered by the server.
-
-The module also holds the HTTP plumbing the SGLang client shares (error mapping, SSE reading), because
-SGLang speaks these same routes next to its native ones.
+tokenizer folder (`tokenizer=`), so `capabilities.chat_template` says whether one was given; chat
+messages themselves always work, rendered by the server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from ._remote import gather_all, load_tokenizer, request_json, sse_events, timeout, where
 from .base import (
     BackendError,
-    BackendUnavailable,
     Capabilities,
     ChatMessage,
     FinishReason,
@@ -37,117 +34,6 @@ from .base import (
     UnsupportedRequest,
     Usage,
 )
-
-T = TypeVar("T")
-_LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
-
-
-# --- HTTP plumbing shared with backend/sglang.py -------------------------------------------------------
-
-
-def _label(backend: str, url: str) -> str:
-    return f"{_LABELS.get(backend, backend)} at {url}"
-
-
-def error_text(response: httpx.Response) -> str:
-    """The server's own words from an error response (OpenAI, SGLang and FastAPI shapes), at most 500 chars."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    message: Any = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        message = message or body.get("message") or body.get("detail")
-    text = str(message) if message else response.text.strip() or response.reason_phrase
-    return text[:500]
-
-
-def http_error(response: httpx.Response, backend: str) -> Exception:
-    """Map an HTTP error status to our exceptions; the message carries the server's words."""
-    status, words = response.status_code, error_text(response)
-    where = _label(backend, str(response.request.url))
-    if status in (401, 403):
-        return BackendError(f"{where} refused the API key (HTTP {status}): {words}", backend=backend)
-    if status in (400, 413, 422):  # the request itself (too long a prompt, a bad sampling value)
-        return UnsupportedRequest(f"{where} rejected the request (HTTP {status}): {words}")
-    if status in (429, 503):
-        return BackendUnavailable(f"{where} is busy or not ready (HTTP {status}): {words}", backend=backend)
-    return BackendError(f"{where} answered HTTP {status}: {words}", backend=backend)
-
-
-def transport_error(exc: httpx.HTTPError, url: str, backend: str, timeout_s: float) -> BackendError:
-    """Map an httpx failure (no HTTP status) to BackendUnavailable (503) or BackendError (502)."""
-    where = _label(backend, url)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return BackendUnavailable(f"cannot reach {where}: {exc or type(exc).__name__}", backend=backend)
-    if isinstance(exc, httpx.TimeoutException):
-        return BackendUnavailable(f"{where} did not answer within {timeout_s:g} s", backend=backend)
-    return BackendError(f"the connection to {where} failed: {type(exc).__name__}: {exc}", backend=backend)
-
-
-async def request_json(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    backend: str,
-    timeout_s: float,
-    body: Any = None,
-) -> Any:
-    """Send one request and return its JSON body; every failure becomes a BackendError or UnsupportedRequest."""
-    try:
-        response = await client.request(method, url, json=body, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, url, backend, timeout_s) from exc
-    if response.status_code >= 400:
-        raise http_error(response, backend)
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise BackendError(f"{_label(backend, url)} answered with something that is not JSON", backend=backend) from exc
-
-
-async def sse_events(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, backend: str, timeout_s: float
-) -> AsyncIterator[dict[str, Any]]:
-    """POST `body` and yield the JSON of each `data:` line of the server-sent events until `data: [DONE]`.
-
-    An event `{"error": ...}` (how vLLM and SGLang report a failure mid-stream) raises BackendError.
-    """
-    try:
-        async with client.stream("POST", url, json=body, timeout=timeout_s) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise http_error(response, backend)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments and `event:` lines
-                data = line[len("data:") :].strip()
-                if data == "[DONE]":
-                    return
-                event = json.loads(data)
-                if isinstance(event, dict) and event.get("error"):
-                    error = event["error"]
-                    words = error.get("message") if isinstance(error, dict) else error
-                    raise BackendError(f"{_label(backend, url)} failed mid-stream: {words}", backend=backend)
-                yield event
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, url, backend, timeout_s) from exc
-    except json.JSONDecodeError as exc:
-        raise BackendError(f"{_label(backend, url)} streamed a line that is not JSON", backend=backend) from exc
-
-
-async def gather_all(*jobs: Awaitable[T]) -> list[T]:
-    """Like asyncio.gather, but the first failure cancels the jobs still running (no orphan requests)."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
 
 
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
@@ -161,28 +47,17 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
     )
 
 
-def load_tokenizer(path: str) -> Any:
-    """A transformers tokenizer from a local folder (never from a hub). Imported lazily: it is heavy."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except Exception as exc:  # transformers raises many kinds (OSError, ValueError, ...)
-        raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
-
-
 def _finish_reason(raw: str | None, backend: str) -> tuple[FinishReason, list[str]]:
     """OpenAI finish reasons as ours; ones we have no name for become "stop" with a note saying so."""
     if raw == "length":
         return "length", []
     if raw in ("abort", "error"):
-        raise BackendError(f"the {backend} server aborted the generation (finish_reason={raw})", backend=backend)
+        raise BackendError(
+            f"the {backend} server aborted the generation (finish_reason={raw})", backend=backend
+        )
     if raw in ("stop", "eos", None):
         return "stop", []
     return "stop", [f"upstream finish_reason: {raw}"]
-
-
-# --- the backend -------------------------------------------------------------------------------------
 
 
 class OpenAICompatBackend:
@@ -213,7 +88,7 @@ class OpenAICompatBackend:
         if client is None:
             key = api_key or os.environ.get("OPENAI_API_KEY")
             headers = {"Authorization": f"Bearer {key}"} if key else {}
-            client = httpx.AsyncClient(headers=headers, timeout=timeout_s)
+            client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s))
         self._client = client
         self._models_lock = asyncio.Lock()
         self._connected = False
@@ -223,7 +98,8 @@ class OpenAICompatBackend:
             prompt_logprobs=False,
             input_embeds=False,
             token_ids=True,
-            chat_template=True,  # messages are rendered by the server; apply_chat_template needs tokenizer=
+            # apply_chat_template works only with a local tokenizer; messages work either way (server-rendered)
+            chat_template=tokenizer is not None,
             streaming=True,
         )
 
@@ -252,7 +128,9 @@ class OpenAICompatBackend:
         models = listing.get("data") if isinstance(listing, dict) else None
         if not models:
             if self._model_id is None:
-                raise BackendError(f"{_label(self.name, url)} lists no models; pass model_id=", backend=self.name)
+                raise BackendError(
+                    f"{where(self.name, url)} lists no models; pass model_id=", backend=self.name
+                )
             return
         chosen = next((m for m in models if m.get("id") == self._model_id), models[0])
         self._model_id = self._model_id or str(chosen["id"])
@@ -272,7 +150,9 @@ class OpenAICompatBackend:
     ) -> list[Generation]:
         """One request per prompt, all in flight together; results in the order of `prompts`."""
         if prompt_logprobs:
-            raise UnsupportedRequest("prompt logprobs are not part of the OpenAI API; this backend cannot score prompts")
+            raise UnsupportedRequest(
+                "prompt logprobs are not part of the OpenAI API; this backend cannot score prompts"
+            )
         requests = [self._route_and_body(p, sampling) for p in prompts]  # validates all before sending any
         if not requests:
             return []
@@ -300,16 +180,20 @@ class OpenAICompatBackend:
                 if choice.get("finish_reason"):
                     finish, _ = _finish_reason(choice["finish_reason"], self.name)
         if finish is None:
-            raise BackendError(f"{_label(self.name, self.base_url)} ended the stream without a finish reason")
+            raise BackendError(f"{where(self.name, self.base_url)} ended the stream without a finish reason")
         yield StreamChunk(text="", finish_reason=finish, usage=usage)
 
     async def warm_prefix(self, prefix: Prompt) -> int:
         raise UnsupportedRequest("an OpenAI-compatible server cannot be told to keep a prefix cached")
 
-    def apply_chat_template(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> str:
         tokenizer = self._require_tokenizer("render the chat template")
         return str(
-            tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt, tokenize=False)
+            tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
+            )
         )
 
     def tokenize(self, text: str) -> list[int]:
@@ -320,7 +204,9 @@ class OpenAICompatBackend:
         """Healthy when GET /models answers; never raises."""
         try:
             await self.connect()
-            await request_json(self._client, "GET", f"{self.base_url}/models", backend=self.name, timeout_s=30)
+            await request_json(
+                self._client, "GET", f"{self.base_url}/models", backend=self.name, timeout_s=30
+            )
         except (BackendError, UnsupportedRequest) as exc:
             return Health(False, self.name, self.model_id, str(exc))
         return Health(True, self.name, self.model_id)
@@ -343,22 +229,34 @@ class OpenAICompatBackend:
     def _route_and_body(self, prompt: Prompt, sampling: SamplingParams) -> tuple[str, dict[str, Any]]:
         if prompt.embeds is not None:
             raise UnsupportedRequest("an OpenAI-compatible server takes no input embeddings")
+        if prompt.token_ids == []:
+            raise UnsupportedRequest("the prompt is empty")
         body = openai_sampling(sampling)
         if prompt.messages is not None:
             return "/chat/completions", {"messages": prompt.messages, **body}
-        return "/completions", {"prompt": prompt.text if prompt.text is not None else prompt.token_ids, **body}
+        return "/completions", {
+            "prompt": prompt.text if prompt.text is not None else prompt.token_ids,
+            **body,
+        }
 
     async def _complete(self, path: str, body: dict[str, Any]) -> Generation:
         started = time.perf_counter()
         url = self.base_url + path
         data = await request_json(
-            self._client, "POST", url, backend=self.name, timeout_s=self.timeout_s, body={**body, "model": self.model_id}
+            self._client,
+            "POST",
+            url,
+            backend=self.name,
+            timeout_s=self.timeout_s,
+            body={**body, "model": self.model_id},
         )
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") if path == "/chat/completions" else choice.get("text")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise BackendError(f"{_label(self.name, url)} answered without a choice", backend=self.name) from exc
+            raise BackendError(
+                f"{where(self.name, url)} answered without a choice", backend=self.name
+            ) from exc
         finish, notes = _finish_reason(choice.get("finish_reason"), self.name)
         return Generation(
             text=text or "",
@@ -371,7 +269,11 @@ class OpenAICompatBackend:
 
 def openai_sampling(sampling: SamplingParams) -> dict[str, Any]:
     """Our sampling as OpenAI body fields; `extra` is passed through as is (and wins on a clash)."""
-    body: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+    body: dict[str, Any] = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens,
+    }
     if sampling.stop:
         body["stop"] = list(sampling.stop)
     if sampling.seed is not None:

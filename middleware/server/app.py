@@ -39,6 +39,9 @@ def create_app(
         active = backend or await asyncio.to_thread(
             open_backend, settings.backend, **settings.backend_options()
         )
+        status = await active.health()  # remote backends learn their model name and limits here
+        if not status.ok:
+            log.warning("the backend is not healthy yet: %s", status.detail)
         pipeline: Pipeline = build_pipeline(active, settings)
         app.state.promptfold = ServerState(settings, active, pipeline)
         log.info("serving %s through the %s backend", active.model_id, active.name)

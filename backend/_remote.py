@@ -1,0 +1,145 @@
+"""What the remote backends (SGLang, OpenAI-compatible) share: HTTP error mapping, reading server-sent
+events, a fan-out that cancels its siblings on failure, and loading a local tokenizer.
+
+Every httpx failure leaves here as one of the seam's exceptions, carrying the server's own words:
+unreachable or timed out -> BackendUnavailable (503); an error status -> BackendError (502), or
+UnsupportedRequest for a 400 the request itself caused (too long a prompt, a bad sampling value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import httpx
+
+from .base import BackendError, BackendUnavailable, UnsupportedRequest
+
+T = TypeVar("T")
+_LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
+
+
+def timeout(seconds: float) -> httpx.Timeout:
+    """`seconds` for each read and write, but at most 10 s to connect: a dead host fails fast."""
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+
+
+def where(backend: str, url: str) -> str:
+    """ "SGLang at http://…" — how messages name the server."""
+    return f"{_LABELS.get(backend, backend)} at {url}"
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's own words from an error response (OpenAI, SGLang, FastAPI shapes), <= 500 chars."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        message = message or body.get("message") or body.get("detail")
+    text = str(message) if message else response.text.strip() or response.reason_phrase
+    return text[:500]
+
+
+def http_error(response: httpx.Response, backend: str) -> Exception:
+    """Map an HTTP error status to the seam's exceptions; the message carries the server's words."""
+    status, words = response.status_code, error_text(response)
+    server = where(backend, str(response.request.url))
+    if status in (401, 403):
+        return BackendError(f"{server} refused the API key (HTTP {status}): {words}", backend=backend)
+    if status in (400, 413, 422):
+        return UnsupportedRequest(f"{server} rejected the request (HTTP {status}): {words}")
+    if status in (429, 503):
+        return BackendUnavailable(f"{server} is busy or not ready (HTTP {status}): {words}", backend=backend)
+    return BackendError(f"{server} answered HTTP {status}: {words}", backend=backend)
+
+
+def transport_error(exc: httpx.HTTPError, url: str, backend: str, timeout_s: float) -> BackendError:
+    """Map an httpx failure without an HTTP status: unreachable or too slow -> 503, a broken link -> 502."""
+    server = where(backend, url)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return BackendUnavailable(f"cannot reach {server}: {exc or type(exc).__name__}", backend=backend)
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendUnavailable(f"{server} did not answer within {timeout_s:g} s", backend=backend)
+    return BackendError(f"the connection to {server} failed: {type(exc).__name__}: {exc}", backend=backend)
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    backend: str,
+    timeout_s: float,
+    body: Any = None,
+) -> Any:
+    """Send one request and return its JSON body; every failure becomes a seam exception."""
+    try:
+        response = await client.request(method, url, json=body, timeout=timeout(timeout_s))
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, url, backend, timeout_s) from exc
+    if response.status_code >= 400:
+        raise http_error(response, backend)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BackendError(f"{where(backend, url)} answered with something that is not JSON") from exc
+
+
+async def sse_events(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, backend: str, timeout_s: float
+) -> AsyncIterator[dict[str, Any]]:
+    """POST `body` and yield the JSON of each `data:` line of the event stream until `data: [DONE]`.
+
+    An event `{"error": ...}` (how vLLM and SGLang report a failure mid-stream) raises BackendError.
+    Closing the iterator early closes the connection, which makes the server abort the request.
+    """
+    try:
+        async with client.stream("POST", url, json=body, timeout=timeout(timeout_s)) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise http_error(response, backend)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments and `event:` lines
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if isinstance(event, dict) and event.get("error"):
+                    error = event["error"]
+                    words = error.get("message") if isinstance(error, dict) else error
+                    raise BackendError(f"{where(backend, url)} failed mid-stream: {words}", backend=backend)
+                yield event
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, url, backend, timeout_s) from exc
+    except json.JSONDecodeError as exc:
+        raise BackendError(
+            f"{where(backend, url)} streamed a line that is not JSON", backend=backend
+        ) from exc
+
+
+async def gather_all(*jobs: Awaitable[T]) -> list[T]:
+    """Like asyncio.gather, but the first failure cancels the jobs still running (no orphan requests)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+def load_tokenizer(path: str) -> Any:
+    """A transformers tokenizer from a local folder, never from a hub (transformers is imported lazily)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, ... depending on what is missing
+        raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
