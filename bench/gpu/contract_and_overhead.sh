@@ -16,7 +16,7 @@ launch A 30000 /root/model || rc=1
 SPID_A=$SPID
 launch B 30001 /root/model --disable-radix-cache || rc=1
 SPID_B=$SPID
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee /root/stage/logs/gpu.txt
 
 echo "== contract suite"
 python3 -m pytest tests/contract -v -p no:cacheprovider --backend sglang://127.0.0.1:30000 \
@@ -28,7 +28,7 @@ python3 bench/proxy_overhead.py --backend sglang://127.0.0.1:30000 --requests 10
   --max-tokens 32 --json "$OUT/proxy_overhead_sglang.json" 2>&1 | tee "$OUT/proxy_overhead.log"
 
 echo "== promptfold serve --backend sglang smoke"
-python3 -m middleware.cli serve --backend sglang://127.0.0.1:30000 --port 8000 > "$OUT/proxy_serve.log" 2>&1 &
+python3 -m middleware.cli serve --backend sglang://127.0.0.1:30000 --port 8000 > /root/stage/logs/proxy_serve.log 2>&1 &
 PROXY=$!
 for i in $(seq 1 60); do curl -sf localhost:8000/health >/dev/null && break; sleep 1; done
 {
@@ -41,6 +41,7 @@ for i in $(seq 1 60); do curl -sf localhost:8000/health >/dev/null && break; sle
 } 2>&1 | tee "$OUT/smoke.log"
 kill $PROXY
 SPID=$SPID_A; stop; SPID=$SPID_B; stop
-finish >/dev/null
+# at most 8 files come back: the server logs travel as one archive
+tar -czf "$OUT/logs.tgz" -C /root/stage/logs .
 echo "== exit $rc"
 exit $rc
