@@ -64,6 +64,7 @@ class Capabilities:
     token_ids: bool = False  # prompts given as token ids
     chat_template: bool = False  # the backend can render chat messages into its model's prompt text
     streaming: bool = True
+    seeded_sampling: bool = False  # the same `seed` repeats the same sample
     max_context_tokens: int | None = None
 
 

@@ -63,6 +63,7 @@ class LocalBackend:
             token_ids=True,
             chat_template=bool(getattr(tokenizer, "chat_template", None)),
             streaming=True,
+            seeded_sampling=True,
             max_context_tokens=self.loaded.max_positions,
         )
 

@@ -68,6 +68,9 @@ class SGLangServerInfo:
     context_len: int | None  # tokens
     radix_cache: bool | None  # False when launched with --disable-radix-cache
     version: str | None
+    # SGLang honours `sampling_seed` only when launched with --enable-deterministic-inference
+    # (seen on 0.5.17: the same seed gave different samples without it).
+    deterministic: bool = False
 
 
 class SGLangBackend:
@@ -131,6 +134,7 @@ class SGLangBackend:
                         max_context_tokens=info.context_len,
                         prefix_cache=info.radix_cache is not False,
                         input_embeds=info.radix_cache is not True,
+                        seeded_sampling=info.deterministic,
                         chat_template=self._tokenizer_path is not None or _has_tokenizer(info.model_path),
                     )
         return self._info
@@ -319,6 +323,7 @@ class SGLangBackend:
             context_len=context if isinstance(context, int) else None,
             radix_cache=not radix_off if isinstance(radix_off, bool) else None,
             version=server.get("version"),
+            deterministic=server.get("enable_deterministic_inference") is True,
         )
 
     async def _get_json_first(self, *paths: str) -> dict[str, Any] | None:

@@ -92,7 +92,9 @@ async def run(args: argparse.Namespace) -> dict:
 
         return call
 
-    app = create_app(Settings(backend=args.backend), backend=backend)
+    # A remote backend's HTTP client belongs to one event loop: the proxy thread gets its own instance.
+    proxy_backend = backend if kind == "local" else open_backend(args.backend)
+    app = create_app(Settings(backend=args.backend), backend=proxy_backend, owns_backend=kind != "local")
     with serve_in_thread(app) as proxy_base:
         proxy_client = openai.AsyncOpenAI(base_url=f"{proxy_base}/v1", api_key="x", max_retries=0)
         direct_client = openai.AsyncOpenAI(base_url=f"{target}/v1", api_key="x", max_retries=0)

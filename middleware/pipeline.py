@@ -142,6 +142,10 @@ class Pipeline:
     async def _prepare(self, request: Request) -> tuple[Request, Context]:
         report = RequestReport(backend=self.backend.name, model=self.backend.model_id)
         context = Context(self.backend, self.settings, report, self.services)
+        if request.sampling.seed is not None and not self.backend.capabilities.seeded_sampling:
+            report.notes.append(
+                f"the {self.backend.name} backend does not promise to repeat a sample for a seed"
+            )
         if request.options.bypass:
             report.notes.append("promptfold stages bypassed by request")
             return replace(request, options=RequestOptions(bypass=True)), context
