@@ -109,8 +109,14 @@ def load_causal_lm(path: str, device: str = "cpu", dtype_name: str = "auto") -> 
     if torch_device.type == "cpu":
         torch.set_num_threads(int(os.environ.get("PROMPTFOLD_THREADS", os.cpu_count() or 1)))
     dtype = default_dtype(torch_device) if dtype_name == "auto" else getattr(torch, dtype_name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(torch_device).eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(torch_device).eval()
+    except Exception as error:  # a broken folder: one sentence for the user, not a traceback
+        from ..models import ModelNotFound
+
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelNotFound(f"the model folder '{path}' could not be loaded: {reason}") from error
     model.requires_grad_(False)
     config = model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
