@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .base import BackendError, BackendUnavailable, UnsupportedRequest
+from .base import BackendError, BackendUnavailable, SamplingParams, UnsupportedRequest
 
 T = TypeVar("T")
 _LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
@@ -143,3 +143,18 @@ def load_tokenizer(path: str) -> Any:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers raises OSError, ValueError, ... depending on what is missing
         raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
+
+
+def sampling_fields(sampling: SamplingParams, *, max_tokens: str, seed: str) -> dict[str, Any]:
+    """Our sampling under a server's field names; `extra` is passed through as is (and wins on a clash)."""
+    fields: dict[str, Any] = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        max_tokens: sampling.max_tokens,
+    }
+    if sampling.stop:
+        fields["stop"] = list(sampling.stop)
+    if sampling.seed is not None:
+        fields[seed] = sampling.seed
+    fields.update(sampling.extra)
+    return fields

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._remote import sampling_fields
 from .base import BackendError, FinishReason, Generation, Prompt, SamplingParams, UnsupportedRequest, Usage
 
 # A batch whose prompts share at least this much is warmed with that prefix first (see shared_prefix).
@@ -20,18 +21,7 @@ MIN_SHARED_CHARS = 128
 
 
 def sglang_sampling(sampling: SamplingParams) -> dict[str, Any]:
-    """Our sampling as SGLang's `sampling_params`; `extra` is passed through as is (and wins on a clash)."""
-    params: dict[str, Any] = {
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "max_new_tokens": sampling.max_tokens,
-    }
-    if sampling.stop:
-        params["stop"] = list(sampling.stop)
-    if sampling.seed is not None:
-        params["sampling_seed"] = sampling.seed
-    params.update(sampling.extra)
-    return params
+    return sampling_fields(sampling, max_tokens="max_new_tokens", seed="sampling_seed")
 
 
 def native_input(prompt: Prompt, tokenizer: Any) -> tuple[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from ._remote import gather_all, load_tokenizer, request_json, sse_events, timeout, where
+from ._remote import gather_all, load_tokenizer, request_json, sampling_fields, sse_events, timeout, where
 from .base import (
     BackendError,
     Capabilities,
@@ -268,15 +268,4 @@ class OpenAICompatBackend:
 
 
 def openai_sampling(sampling: SamplingParams) -> dict[str, Any]:
-    """Our sampling as OpenAI body fields; `extra` is passed through as is (and wins on a clash)."""
-    body: dict[str, Any] = {
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "max_tokens": sampling.max_tokens,
-    }
-    if sampling.stop:
-        body["stop"] = list(sampling.stop)
-    if sampling.seed is not None:
-        body["seed"] = sampling.seed
-    body.update(sampling.extra)
-    return body
+    return sampling_fields(sampling, max_tokens="max_tokens", seed="seed")

@@ -60,29 +60,9 @@ async def run(args: argparse.Namespace) -> dict:
     sampling = SamplingParams(temperature=0, max_tokens=args.max_tokens)
     messages = [[{"role": "user", "content": q}] for q in QUESTIONS]
 
-    def direct_call(i: int) -> Callable[[], Awaitable[int]]:
-        if kind == "local":
-
-            async def call() -> int:
-                [g] = await backend.generate([Prompt.from_messages(messages[i % len(messages)])], sampling)
-                return g.usage.completion_tokens
-
-            return call
-
-        async def call_openai() -> int:
-            r = await direct_client.chat.completions.create(
-                model="default",
-                messages=messages[i % len(messages)],
-                temperature=0,
-                max_tokens=args.max_tokens,
-            )
-            return r.usage.completion_tokens
-
-        return call_openai
-
-    def proxy_call(i: int) -> Callable[[], Awaitable[int]]:
+    def openai_call(client: openai.AsyncOpenAI, i: int) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
-            r = await proxy_client.chat.completions.create(
+            r = await client.chat.completions.create(
                 model="default",
                 messages=messages[i % len(messages)],
                 temperature=0,
@@ -91,6 +71,19 @@ async def run(args: argparse.Namespace) -> dict:
             return r.usage.completion_tokens
 
         return call
+
+    def direct_call(i: int) -> Callable[[], Awaitable[int]]:
+        if kind != "local":
+            return openai_call(direct_client, i)
+
+        async def call() -> int:
+            [g] = await backend.generate([Prompt.from_messages(messages[i % len(messages)])], sampling)
+            return g.usage.completion_tokens
+
+        return call
+
+    def proxy_call(i: int) -> Callable[[], Awaitable[int]]:
+        return openai_call(proxy_client, i)
 
     # A remote backend's HTTP client belongs to one event loop: the proxy thread gets its own instance.
     proxy_backend = backend if kind == "local" else open_backend(args.backend)
