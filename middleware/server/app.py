@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from ..pipeline import Pipeline
 from ..stages import build_pipeline
 from .errors import ApiError, install_error_handlers
 from .guards import BodySizeLimit, api_key_checker
-from .routes import build_router
+from .routes import EXTRA_ROUTER_MODULES, build_router
 from .state import ServerState, get_state
 
 log = logging.getLogger("promptfold.server")
@@ -59,7 +60,10 @@ def create_app(
     )
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    app.include_router(build_router(api_key_checker(key)))
+    auth = api_key_checker(key)
+    app.include_router(build_router(auth))
+    for module in EXTRA_ROUTER_MODULES:  # stage-specific routes (compress, corpora, gists)
+        app.include_router(importlib.import_module(module).build_router(auth))
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
