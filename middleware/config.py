@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(256, gt=0, description="chat max_tokens when the client sends none")
     max_n: int = Field(8, ge=1, description="largest `n` (choices per request) accepted")
     log_level: str = "info"
+    data_dir: Path = Field(
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "promptfold"
+        ),
+        description="where corpora, gists and other state live (PROMPTFOLD_DATA_DIR)",
+    )
 
     # Per-stage server defaults, merged under each request's own `promptfold` options.
     stage_defaults: dict[str, Any] = Field(default_factory=dict)

@@ -24,15 +24,19 @@ from .report import RequestReport, StageReport
 
 @dataclass
 class Request:
-    """A chat request (`messages`) or a completion request (`prompt`: text or token ids)."""
+    """A chat request (`messages`), a completion request (`prompt`: text or token ids), or, once a stage
+    replaced part of it by vectors (gists), `embeds` ([tokens, hidden]) standing for the whole prompt."""
 
     sampling: SamplingParams
     messages: list[dict[str, Any]] | None = None
     prompt: str | list[int] | None = None
+    embeds: Any = None
     n: int = 1
     options: RequestOptions = field(default_factory=RequestOptions)
 
     def backend_prompt(self) -> Prompt:
+        if self.embeds is not None:
+            return Prompt.from_embeds(self.embeds)
         if self.messages is not None:
             return Prompt.from_messages(self.messages)
         if isinstance(self.prompt, str):

@@ -67,3 +67,14 @@ def test_serve_with_an_unknown_backend_says_which_forms_exist() -> None:
     result = _cli("serve", "--backend", "ftp://nowhere")
     assert result.returncode == 2
     assert "sglang://HOST:PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sentence_embeddings_are_unit_length_and_meaningful() -> None:
+    from backend.embeddings import embed_texts
+
+    vectors = embed_texts(
+        ["the cat sat on the mat", "a cat was sitting on a rug", "stock markets fell sharply"]
+    )
+    assert vectors.shape == (3, 384)
+    assert abs(float((vectors[0] ** 2).sum()) - 1) < 1e-4
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
