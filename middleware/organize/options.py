@@ -25,6 +25,9 @@ class OrganizeOptions(BaseModel):
     min_point_tokens: int = Field(
         16, ge=1, description="floor of the per-point limit when max_tokens is split between points"
     )
+    expected_points: int = Field(
+        4, ge=2, le=10, description="pipelined: points assumed while the skeleton is still being written"
+    )
     prefer: Literal["sot", "pipelined"] | None = Field(
         None, description="auto: which organized plan to run when the router says yes"
     )

@@ -40,7 +40,6 @@ class BranchSlot:
     prompt_text: str
     # ("delta", text) as it arrives, then ("done", "") or ("failed", why)
     deltas: asyncio.Queue[tuple[str, str]] = field(default_factory=asyncio.Queue)
-    cut: bool = False  # stopped at the per-point budget by us, not by the backend
 
 
 class OrganizedRun:
@@ -62,7 +61,7 @@ class OrganizedRun:
         self.max_tokens = request.sampling.max_tokens
         self.skeleton = skeleton_prompt(backend, question, system, options.max_points)
         self.prompts: BranchPrompts = branch_prompts(backend, question, system)
-        self.budget = options.point_budget(self.max_tokens, 2)  # until the number of points is known
+        self.point_count: int | None = None  # known once the skeleton is done
         self._warm: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -99,8 +98,14 @@ class OrganizedRun:
         self.record.skeleton_usage = usage
 
     def set_point_count(self, points: int) -> None:
-        """Split the answer budget between the points now that their number is known."""
-        self.budget = self.options.point_budget(self.max_tokens, points)
+        """The skeleton is done: later branches split the answer budget between `points` points."""
+        self.point_count = points
+
+    def budget_for(self, index: int) -> int:
+        """Max tokens of point `index`: the answer budget split between the points, or, while the
+        skeleton is still being written (pipelined), between `expected_points` or `index` if more."""
+        points = self.point_count or max(index, self.options.expected_points)
+        return self.options.point_budget(self.max_tokens, points)
 
     # --- the shared prefix ------------------------------------------------------------------------
 
@@ -140,7 +145,7 @@ class OrganizedRun:
         await self.warmed()
         slots = [self.new_slot(i, point) for i, point in enumerate(points, 1)]
         prompts = [self._prompt(slot.prompt_text) for slot in slots]
-        sampling = self._sampling(self.budget)
+        sampling = self._sampling(self.budget_for(1))
         began = self.record.now()
         for slot in slots:
             slot.record.start_s = began
@@ -178,7 +183,9 @@ class OrganizedRun:
     # --- branches one by one, streamed (pipelined, and every streamed answer) -----------------------
 
     def new_slot(self, index: int, point: str) -> BranchSlot:
-        record = BranchRecord(index, point, shared_prefix_tokens=self.prompts.shared_tokens)
+        record = BranchRecord(
+            index, point, shared_prefix_tokens=self.prompts.shared_tokens, max_tokens=self.budget_for(index)
+        )
         self.record.branches.append(record)
         return BranchSlot(record, self.prompts.text_for(point))
 
@@ -224,37 +231,22 @@ class OrganizedRun:
         await self.warmed()
         before = record.completion_tokens
         prompt = self._prompt(slot.prompt_text + record.text)
-        stream = self.backend.stream(prompt, self._sampling(self.budget - before))
-        counted = before
-        usage: Usage | None = None
+        stream = self.backend.stream(prompt, self._sampling(record.max_tokens - before))
         try:
             async for chunk in stream:
-                usage = chunk.usage or usage
                 if chunk.text:
                     record.first_token_s = record.first_token_s or self.record.now()
                     record.text += chunk.text
                     await slot.deltas.put(("delta", chunk.text))
-                counted += len(chunk.token_ids)
-                record.completion_tokens = counted
+                record.completion_tokens += len(chunk.token_ids)  # exact once the usage arrives
+                if chunk.usage is not None:
+                    record.prompt_tokens += chunk.usage.prompt_tokens
+                    record.cached_tokens += chunk.usage.cached_tokens
+                    record.completion_tokens = before + chunk.usage.completion_tokens
                 if chunk.finish_reason is not None:
                     record.finish_reason = chunk.finish_reason
-                if counted >= self.budget and chunk.finish_reason is None:
-                    slot.cut = True
-                    break  # the budget shrank once the number of points became known
         finally:
             await _close(stream)
-        record.max_tokens = self.budget
-        if usage is not None:
-            record.prompt_tokens += usage.prompt_tokens
-            record.cached_tokens += usage.cached_tokens
-            record.completion_tokens = before + usage.completion_tokens
-        else:
-            record.prompt_tokens += len(prompt.token_ids or [])
-            record.finish_reason = "length"
-            self.record.events.append(
-                f"point {record.index} was cut at its budget of {self.budget} tokens; its cached tokens "
-                "are unknown"
-            )
 
     async def cancel(self) -> None:
         """Stop everything still running (the client went away, or we fell back)."""
