@@ -29,7 +29,10 @@ from .router import Router
 from .run import BranchFailed, BranchSlot, OrganizedRun
 
 Plan = Literal["sot", "pipelined"]
-AUTO_PLAN: Plan = "sot"  # what "auto" runs when the router says yes (measured: bench/results/organize.md)
+# What "auto" runs when the router says yes. Pipelined ends no later than SoT where extra batch rows are
+# free (a GPU): only the last point starts when the skeleton ends, as in SoT; on the CPU engine the two
+# measured the same (bench/results/organize.md), and pipelined streams its first point sooner.
+AUTO_PLAN: Plan = "pipelined"
 
 
 def executors(backend: Backend, settings: Settings) -> dict[str, Executor]:
@@ -136,13 +139,17 @@ async def _complete_sot(run: OrganizedRun) -> Generation:
 
 async def _complete_pipelined(run: OrganizedRun) -> Generation:
     slots: asyncio.Queue[BranchSlot | Fallback | None] = asyncio.Queue()
-    await _produce(run, slots, pipelined=True)
-    launched: list[BranchSlot] = []
-    while (item := slots.get_nowait()) is not None:
-        if isinstance(item, Fallback):
-            return _whole(run, await run.plain(item.reason))
-        launched.append(item)
-    await run.finish_branches()
+    try:
+        await _produce(run, slots, pipelined=True)
+        launched: list[BranchSlot] = []
+        while (item := slots.get_nowait()) is not None:
+            if isinstance(item, Fallback):
+                return _whole(run, await run.plain(item.reason))
+            launched.append(item)
+        await run.finish_branches()
+    except BaseException:
+        await run.cancel()  # no branch keeps running for a request that is gone
+        raise
     failed = [s.record.index for s in launched if s.record.error]
     if failed:
         return _whole(run, await run.plain(f"point(s) {failed} failed after a retry"))
