@@ -299,6 +299,7 @@ def render(result: dict[str, Any]) -> str:
             "speed-up sot",
             "speed-up pipelined",
             "answer tokens plain / sot / pipelined",
+            "all generated (with skeleton) sot / pipelined",
         ]
         rt = Table(
             title=f"end-to-end latency, median per question ({result['backend']}, max_tokens {result['max_tokens']})"
@@ -318,6 +319,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{row['sot_speedup']:.2f}x",
                 f"{row['pipelined_speedup']:.2f}x",
                 f"{row['plain_tokens']:.0f} / {row['sot_tokens']:.0f} / {row['pipelined_tokens']:.0f}",
+                f"{row['sot_all_tokens']:.0f} / {row['pipelined_all_tokens']:.0f}",
             ]
             rt.add_row(*cells)
             md.append("| " + " | ".join(cells) + " |")
@@ -413,7 +415,15 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2, help="example answers to print per mode")
     parser.add_argument("--json", type=Path, help="write all figures (and every run) here")
     parser.add_argument("--markdown", type=Path, help="write the tables as markdown here")
+    parser.add_argument("--render", type=Path, help="only print (and --markdown) the tables of a --json file")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        runs = [Run(**{**r, "question": Question(**r["question"])}) for r in saved.pop("runs", [])]
+        markdown = render(saved) + "\n\n" + _examples(runs, args.examples)
+        if args.markdown:
+            args.markdown.write_text(markdown + "\n")
+        return
 
     questions = load_questions(args.sot_dir)
     result: dict[str, Any] = {"backend": args.backend, "max_tokens": args.max_tokens}

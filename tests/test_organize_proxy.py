@@ -24,8 +24,9 @@ def client(local_backend: Any) -> Iterator[openai.OpenAI]:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
-def test_a_streamed_sot_answer_arrives_point_by_point_with_the_plan_in_the_last_chunk(
-    client: openai.OpenAI,
+@pytest.mark.parametrize(("mode", "plan"), [("sot", "sot"), ("auto", "pipelined")])
+def test_a_streamed_organized_answer_arrives_point_by_point_with_the_plan_in_the_last_chunk(
+    client: openai.OpenAI, mode: str, plan: str
 ) -> None:
     stream = client.chat.completions.create(
         model="default",
@@ -33,7 +34,7 @@ def test_a_streamed_sot_answer_arrives_point_by_point_with_the_plan_in_the_last_
         max_tokens=24,
         temperature=0,
         stream=True,
-        extra_body={"promptfold": {"organize": {"mode": "sot", **SMALL}}},
+        extra_body={"promptfold": {"organize": {"mode": mode, **SMALL}}},
     )
     arrivals = [(time.perf_counter(), chunk) for chunk in stream]
     pieces = [c.choices[0].delta.content for _, c in arrivals if c.choices and c.choices[0].delta.content]
@@ -41,7 +42,9 @@ def test_a_streamed_sot_answer_arrives_point_by_point_with_the_plan_in_the_last_
     last = arrivals[-1][1]
     report = last.model_extra["promptfold"]
     points = report["details"]["organize"]["skeleton"]["points"]
-    assert report["plan"] == "sot" and len(points) >= 2
+    assert report["plan"] == plan and len(points) >= 2
+    if mode == "auto":
+        assert report["details"]["organize"]["router"]["use_sot"] is True
     assert last.choices[0].finish_reason in ("stop", "length")
     positions = [answer.index(f"{i}. **{p}**") for i, p in enumerate(points, 1)]
     assert positions == sorted(positions) and positions[0] == 0
