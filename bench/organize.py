@@ -29,6 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from organize_tables import MODES, examples, render
+
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared next to a checkout, the workplace copy, or shared/ carried inside the tree (GPU machine)
 SOT_DIRS = [ROOT.parent / "shared/eval/sot", Path("/work/shared/eval/sot"), ROOT / "shared/eval/sot"]
@@ -43,7 +45,6 @@ VICUNA_CATEGORIES = [  # FastChat order, 1-based rows (see the set's README)
     (70, "math"),
     (80, "writing"),
 ]
-MODES = ("plain", "sot", "pipelined")
 
 
 @dataclass(frozen=True)
@@ -281,121 +282,6 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def render(result: dict[str, Any]) -> str:
-    """Rich tables to the terminal; returns the same as markdown."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    md: list[str] = []
-    if "latency" in result:
-        table = result["latency"]["table"]
-        head = [
-            "category",
-            "questions",
-            "plain s",
-            "sot s",
-            "pipelined s",
-            "speed-up sot",
-            "speed-up pipelined",
-            "answer tokens plain / sot / pipelined",
-            "all generated (with skeleton) sot / pipelined",
-        ]
-        rt = Table(
-            title=f"end-to-end latency, median per question ({result['backend']}, max_tokens {result['max_tokens']})"
-        )
-        for h in head:
-            rt.add_column(h, justify="left" if h == "category" else "right")
-        md.append("| " + " | ".join(head) + " |")
-        md.append("|" + " --- |" * len(head))
-        for group in sorted(table, key=lambda g: (g == "all", g)):
-            row = table[group]
-            cells = [
-                f"**{group}**" if group == "all" else group,
-                str(row["questions"]),
-                f"{row['plain_s']:.2f}",
-                f"{row['sot_s']:.2f}",
-                f"{row['pipelined_s']:.2f}",
-                f"{row['sot_speedup']:.2f}x",
-                f"{row['pipelined_speedup']:.2f}x",
-                f"{row['plain_tokens']:.0f} / {row['sot_tokens']:.0f} / {row['pipelined_tokens']:.0f}",
-                f"{row['sot_all_tokens']:.0f} / {row['pipelined_all_tokens']:.0f}",
-            ]
-            rt.add_row(*cells)
-            md.append("| " + " | ".join(cells) + " |")
-        console.print(rt)
-        cache = result["latency"]["cache"]
-        ct = Table(title="prefix reuse of the expansion prompts")
-        chead = [
-            "mode",
-            "branches",
-            "min cached / shared prefix",
-            "branches >= 90%",
-            "cached share of expansion prompts",
-            "median points",
-            "fallbacks to plain",
-        ]
-        for h in chead:
-            ct.add_column(h, justify="right")
-        md += ["", "| " + " | ".join(chead) + " |", "|" + " --- |" * len(chead)]
-        for mode, row in cache.items():
-            low = row["min_share_of_shared_prefix"]
-            cells = [
-                mode,
-                str(row["branches"]),
-                "n/a" if low is None else f"{low:.3f}",
-                f"{row['branches_at_least_90pct']}/{row['branches']}",
-                f"{row['cached_share_of_expansion_prompts']:.3f}",
-                f"{row['median_points']:.0f}",
-                str(result["latency"]["fallbacks"][mode]),
-            ]
-            ct.add_row(*cells)
-            md.append("| " + " | ".join(cells) + " |")
-        console.print(ct)
-    router = result.get("router")
-    if router:
-        md.append("")
-        if "skipped" in router:
-            console.print(f"router: skipped ({router['skipped']})")
-            md.append(f"router: skipped ({router['skipped']})")
-        else:
-            rt = Table(title='router: "use SoT" against the labels')
-            rhead = [
-                "set",
-                "questions",
-                "labelled SoT",
-                "routed SoT",
-                "by a rule",
-                "accuracy",
-                "precision",
-                "recall",
-            ]
-            for h in rhead:
-                rt.add_column(h, justify="right")
-            md += ["| " + " | ".join(rhead) + " |", "|" + " --- |" * len(rhead)]
-            for name, row in router.items():
-                cells = [
-                    name,
-                    str(row["questions"]),
-                    str(row["labelled_sot"]),
-                    str(row["routed_sot"]),
-                    str(row["by_rule"]),
-                    f"{row['accuracy']:.3f}",
-                    f"{row['precision']:.3f}",
-                    f"{row['recall']:.3f}",
-                ]
-                rt.add_row(*cells)
-                md.append("| " + " | ".join(cells) + " |")
-            console.print(rt)
-            categories = router["vicuna"]["by_category"]
-            line = ", ".join(
-                f"{c} {v['routed']}/{v['n']} (labelled {v['labelled']})" for c, v in categories.items()
-            )
-            console.print(f"Vicuna routed to SoT by category: {line}")
-            md += ["", f"Vicuna routed to SoT by category: {line}"]
-    return "\n".join(md)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -420,7 +306,7 @@ def main() -> None:
     if args.render:
         saved = json.loads(args.render.read_text())
         runs = [Run(**{**r, "question": Question(**r["question"])}) for r in saved.pop("runs", [])]
-        markdown = render(saved) + "\n\n" + _examples(runs, args.examples)
+        markdown = render(saved) + "\n\n" + examples(runs, args.examples)
         if args.markdown:
             args.markdown.write_text(markdown + "\n")
         return
@@ -439,29 +325,14 @@ def main() -> None:
         result["repeats"] = args.repeats
     result["bench_s"] = time.perf_counter() - started
     markdown = render(result)
-    examples = _examples(runs, args.examples)
-    print(examples)
+    answers = examples(runs, args.examples)
+    print(answers)
     print(f"bench time {result['bench_s']:.0f} s")
     if args.json:
         result["runs"] = [{**r.__dict__, "question": r.question.__dict__} for r in runs]
         args.json.write_text(json.dumps(result, indent=1))
     if args.markdown:
-        args.markdown.write_text(markdown + "\n\n" + examples + "\n")
-
-
-def _examples(runs: list[Run], count: int) -> str:
-    if not runs:
-        return ""
-    texts = sorted({r.question.text for r in runs if r.mode == "sot" and r.plan == "sot"})[:count]
-    parts = []
-    for text in texts:
-        parts.append(f"#### {text}")
-        for mode in MODES:
-            run = next(r for r in runs if r.question.text == text and r.mode == mode)
-            parts.append(
-                f"{mode} ({run.latency_s:.2f} s, {run.answer_tokens} answer tokens):\n\n```\n{run.text.strip()}\n```"
-            )
-    return "\n\n".join(parts)
+        args.markdown.write_text(markdown + "\n\n" + answers + "\n")
 
 
 if __name__ == "__main__":

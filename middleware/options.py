@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 ORGANIZE_MODES = ("auto", "sot", "pipelined", "off", "plain")
 
 
