@@ -92,7 +92,7 @@ def test_the_whole_answer_lists_points_in_outline_order() -> None:
 
 async def test_streaming_sends_point_one_live_and_later_points_once_earlier_ones_are_done() -> None:
     record = PlanRecord(mode="sot", requested="sot")
-    slots: asyncio.Queue[BranchSlot | Fallback | None] = asyncio.Queue()
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None] = asyncio.Queue()
     first, second = BranchSlot(BranchRecord(1, "Rest"), ""), BranchSlot(BranchRecord(2, "Hydrate"), "")
     for slot in (first, second, None):
         await slots.put(slot)
@@ -111,10 +111,17 @@ async def test_streaming_sends_point_one_live_and_later_points_once_earlier_ones
 
 async def test_a_point_that_fails_before_anything_was_sent_turns_the_stream_into_a_fallback() -> None:
     record = PlanRecord(mode="sot", requested="sot")
-    slots: asyncio.Queue[BranchSlot | Fallback | None] = asyncio.Queue()
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None] = asyncio.Queue()
     slot = BranchSlot(BranchRecord(1, "Rest"), "")
     await slots.put(slot)
     await slot.deltas.put(("failed", "backend down"))
     pieces = [piece async for piece in ordered_text(slots, record)]
     assert len(pieces) == 1 and isinstance(pieces[0], Fallback)
     assert "point 1 failed" in pieces[0].reason
+
+
+async def test_an_unexpected_error_of_the_planner_is_raised_instead_of_leaving_the_stream_waiting() -> None:
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None] = asyncio.Queue()
+    await slots.put(RuntimeError("planner bug"))
+    with pytest.raises(RuntimeError, match="planner bug"):
+        await anext(ordered_text(slots, PlanRecord(mode="sot", requested="sot")))

@@ -138,11 +138,13 @@ async def _complete_sot(run: OrganizedRun) -> Generation:
 
 
 async def _complete_pipelined(run: OrganizedRun) -> Generation:
-    slots: asyncio.Queue[BranchSlot | Fallback | None] = asyncio.Queue()
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None] = asyncio.Queue()
     try:
         await _produce(run, slots, pipelined=True)
         launched: list[BranchSlot] = []
         while (item := slots.get_nowait()) is not None:
+            if isinstance(item, BaseException):
+                raise item
             if isinstance(item, Fallback):
                 return _whole(run, await run.plain(item.reason))
             launched.append(item)
@@ -157,7 +159,7 @@ async def _complete_pipelined(run: OrganizedRun) -> Generation:
 
 
 async def _produce(
-    run: OrganizedRun, slots: asyncio.Queue[BranchSlot | Fallback | None], *, pipelined: bool
+    run: OrganizedRun, slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None], *, pipelined: bool
 ) -> None:
     """Run the skeleton and launch branches (each at its line when pipelined, all at the end otherwise),
     putting their slots on `slots` in outline order, then None; or a Fallback instead."""
@@ -188,8 +190,14 @@ async def _produce(
 
 
 async def _stream(run: OrganizedRun, *, pipelined: bool, context: Context) -> AsyncIterator[StreamChunk]:
-    slots: asyncio.Queue[BranchSlot | Fallback | None] = asyncio.Queue()
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None] = asyncio.Queue()
     producer = asyncio.create_task(_produce(run, slots, pipelined=pipelined))
+
+    def pass_on_failure(task: asyncio.Task[None]) -> None:  # an unexpected error must not leave us waiting
+        if not task.cancelled() and task.exception() is not None:
+            slots.put_nowait(task.exception())
+
+    producer.add_done_callback(pass_on_failure)
     try:
         async for piece in ordered_text(slots, run.record):
             if isinstance(piece, Fallback):

@@ -56,12 +56,13 @@ class _Trim:
 
 
 async def ordered_text(
-    slots: asyncio.Queue[BranchSlot | Fallback | None], record: PlanRecord
+    slots: asyncio.Queue[BranchSlot | Fallback | BaseException | None], record: PlanRecord
 ) -> AsyncIterator[str | Fallback]:
     """Text pieces of the answer in outline order; a Fallback item means "answer plainly instead".
 
     A point whose branch failed for good is left out (and said so in `record.events`) once earlier
-    text was sent; if nothing was sent yet, the Fallback comes instead.
+    text was sent; if nothing was sent yet, the Fallback comes instead. An exception put on `slots` is
+    raised here.
     """
     number = 0
     sent_any = False
@@ -69,6 +70,8 @@ async def ordered_text(
         slot = await slots.get()
         if slot is None:
             return
+        if isinstance(slot, BaseException):  # the producer failed unexpectedly
+            raise slot
         if isinstance(slot, Fallback):
             yield slot
             return

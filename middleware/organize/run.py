@@ -59,11 +59,19 @@ class OrganizedRun:
         self.options = options
         self.record = record
         self.max_tokens = request.sampling.max_tokens
+        self.question, self.system = question, system
         self.skeleton = skeleton_prompt(backend, question, system, options.max_points)
-        self.prompts: BranchPrompts = branch_prompts(backend, question, system)
+        self._prompts: BranchPrompts | None = None
         self.point_count: int | None = None  # known once the skeleton is done
         self._warm: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def prompts(self) -> BranchPrompts:
+        """The branch prompts, built on first use: by the warm-up task, while the skeleton call is out."""
+        if self._prompts is None:
+            self._prompts = branch_prompts(self.backend, self.question, self.system)
+        return self._prompts
 
     # --- the skeleton ---------------------------------------------------------------------------
 
