@@ -37,7 +37,9 @@ class Corpora:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and CorpusDir(p, p.name).exists())
+        return sorted(
+            p.name for p in self.root.iterdir() if _NAME.match(p.name) and CorpusDir(p, p.name).exists()
+        )
 
     def exists(self, name: str) -> bool:
         return CorpusDir(self.root / check_name(name), name).exists()

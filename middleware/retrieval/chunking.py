@@ -15,8 +15,51 @@ from dataclasses import dataclass
 # opening quote; CJK full stops end one anywhere; a blank line always ends one.
 _BOUNDARY = re.compile(r"""[.!?…]+[)"'\]’”]*(?=\s+[(\"'\[‘“]?[A-Z0-9])|[。！？]+|\n[ \t]*\n\s*""")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc no fig figs al inc ltd co corp dept est approx jan feb mar apr jun "
-    "jul aug sep sept oct nov dec gen gov sen rep col lt sgt capt mt ft".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "no",
+        "fig",
+        "figs",
+        "al",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "dept",
+        "est",
+        "approx",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "gen",
+        "gov",
+        "sen",
+        "rep",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "mt",
+        "ft",
+    ]
 )
 _WORD = re.compile(r"\S+\s*")
 

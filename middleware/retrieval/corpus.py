@@ -174,8 +174,14 @@ class Corpus:
         for chunk in self._fresh().snapshot.chunks:
             entry = entries.setdefault(
                 chunk.document_id,
-                {"id": chunk.document_id, "source": chunk.source, "title": chunk.title, "chunks": 0,
-                 "tokens": 0, "chars": 0},
+                {
+                    "id": chunk.document_id,
+                    "source": chunk.source,
+                    "title": chunk.title,
+                    "chunks": 0,
+                    "tokens": 0,
+                    "chars": 0,
+                },
             )
             entry["chunks"] += 1
             entry["tokens"] += chunk.tokens
@@ -223,7 +229,9 @@ class Corpus:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def add(self, documents: Sequence[DocumentInput], count: TokenCounter, *, timeout_s: float = 60) -> AddResult:
+    def add(
+        self, documents: Sequence[DocumentInput], count: TokenCounter, *, timeout_s: float = 60
+    ) -> AddResult:
         """Chunk, embed and add `documents`; a document whose id exists replaces the old one."""
         _check_documents(documents)
         chunking = self.chunking
@@ -254,8 +262,17 @@ class Corpus:
             kept = [c for c in snapshot.chunks if c.document_id not in incoming]
             first_id = int(snapshot.manifest["next_id"])
             fresh = [
-                StoredChunk(first_id + i, c.document_id, c.source, c.index, c.start, c.end, c.tokens, c.text,
-                            titles[c.document_id])
+                StoredChunk(
+                    first_id + i,
+                    c.document_id,
+                    c.source,
+                    c.index,
+                    c.start,
+                    c.end,
+                    c.tokens,
+                    c.text,
+                    titles[c.document_id],
+                )
                 for i, c in enumerate(pieces)
             ]
             snapshot.index.add(np.array([c.id for c in fresh], dtype=np.int64), vectors)
@@ -278,7 +295,9 @@ class Corpus:
                     f"The corpus '{self.name}' has no document {', '.join(repr(m) for m in sorted(missing))}.",
                     param="document_id",
                 )
-            snapshot.index.remove(np.array([c.id for c in snapshot.chunks if c.document_id in wanted], dtype=np.int64))
+            snapshot.index.remove(
+                np.array([c.id for c in snapshot.chunks if c.document_id in wanted], dtype=np.int64)
+            )
             snapshot.chunks = [c for c in snapshot.chunks if c.document_id not in wanted]
             self.directory.publish(snapshot)
             self._install(snapshot)
@@ -303,8 +322,17 @@ class Corpus:
 
 def _passage(chunk: StoredChunk, score: float, dense_rank: int | None, lexical_rank: int | None) -> Passage:
     return Passage(
-        chunk.id, chunk.document_id, chunk.source, chunk.title, chunk.start, chunk.end, chunk.text,
-        chunk.tokens, score, dense_rank, lexical_rank,
+        chunk.id,
+        chunk.document_id,
+        chunk.source,
+        chunk.title,
+        chunk.start,
+        chunk.end,
+        chunk.text,
+        chunk.tokens,
+        score,
+        dense_rank,
+        lexical_rank,
     )
 
 
@@ -322,7 +350,9 @@ def _check_documents(documents: Sequence[DocumentInput]) -> None:
                 param=f"{where}.id",
             )
         if document.id in seen:
-            raise InvalidInput(f"The document id '{document.id}' appears twice in one request.", param=f"{where}.id")
+            raise InvalidInput(
+                f"The document id '{document.id}' appears twice in one request.", param=f"{where}.id"
+            )
         seen.add(document.id)
         if not document.text.strip():
             raise InvalidInput(f"The document '{document.id}' has no text.", param=f"{where}.text")

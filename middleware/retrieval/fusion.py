@@ -36,14 +36,14 @@ def maximal_marginal_relevance(
     candidates: np.ndarray, relevance: Sequence[float], lambda_: float, top_n: int
 ) -> list[int]:
     """Positions of `top_n` candidates (unit vectors, rows) chosen greedily by lambda * relevance - (1 - lambda) * max
-    cosine similarity to the ones already chosen. `relevance` is rescaled to [0, 1] first so that it
+    cosine similarity to the ones already chosen. `relevance` is divided by its maximum first so that it
     weighs like a cosine; lambda=1 keeps the relevance order, lower values trade it for diversity."""
     n = len(candidates)
     if n == 0 or top_n <= 0:
         return []
     rel = np.asarray(relevance, dtype=np.float64)
-    spread = rel.max() - rel.min()
-    rel = (rel - rel.min()) / spread if spread > 0 else np.ones(n)
+    top = rel.max()
+    rel = rel / top if top > 0 else np.ones(n)
     similarity = candidates @ candidates.T
     chosen: list[int] = []
     closest = np.full(n, -np.inf)

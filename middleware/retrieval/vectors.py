@@ -98,7 +98,9 @@ class VectorIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, kind: IndexKind, tombstones: set[int], *, exact_max: int = EXACT_MAX_VECTORS) -> VectorIndex:
+    def load(
+        cls, path: Path, kind: IndexKind, tombstones: set[int], *, exact_max: int = EXACT_MAX_VECTORS
+    ) -> VectorIndex:
         import faiss
 
         index = faiss.read_index(str(path))

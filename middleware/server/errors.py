@@ -69,6 +69,11 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
+    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval)
+    if isinstance(status, int) and 400 <= status < 500:
+        return ApiError(
+            status, str(error), param=getattr(error, "param", None), code=getattr(error, "code", None)
+        )
     if isinstance(error, UnsupportedRequest):
         return ApiError(422, str(error), code="unsupported_request")
     if isinstance(error, BackendError):
