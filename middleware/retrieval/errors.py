@@ -4,8 +4,10 @@ should answer with (`http_status`), so stages and the CLI stay free of HTTP."""
 from __future__ import annotations
 
 
-class RetrievalError(Exception):
-    """Base class: a one-sentence message, an HTTP status and an OpenAI-style error code."""
+class RetrievalError(ValueError):
+    """Base class: a one-sentence message, an HTTP status and an OpenAI-style error code.
+
+    A ValueError, so that the proxy's ValueError handler answers it with its own status."""
 
     http_status = 400
     code = "invalid_value"

@@ -102,6 +102,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
 
+    # A client's mistake (ValueError: UnsupportedRequest, domain errors with an `http_status`) is answered
+    # here; the catch-all below would also answer it, but Starlette then re-raises and drops the connection.
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, error: ValueError) -> JSONResponse:
+        return from_exception(error).response()
+
     @app.exception_handler(Exception)
     async def _any(_: Request, error: Exception) -> JSONResponse:
         return from_exception(error).response()
