@@ -84,7 +84,8 @@ class VectorIndex:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
         params: Any = None
         if self.kind == "hnsw-ip":
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+            hnsw_params: Any = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
+            params = hnsw_params(efSearch=max(HNSW_EF_SEARCH, k))
             if self.tombstones:
                 params.sel = faiss.IDSelectorNot(
                     faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
@@ -128,6 +129,7 @@ class VectorIndex:
 def _new_index(dim: int, kind: IndexKind) -> Any:
     import faiss
 
+    inner: Any
     if kind == "flat-ip":
         inner = faiss.IndexFlatIP(dim)
     else:

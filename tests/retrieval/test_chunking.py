@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from middleware.retrieval.chunking import ChunkingConfig, chunk_text, sentence_spans
@@ -32,15 +34,18 @@ def test_every_chunk_is_its_documents_text_at_its_offsets_and_fits_the_budget(co
         assert chunk.tokens == count(chunk.text) <= 40
         assert chunk.text.startswith("Sentence") and chunk.text.endswith(".")  # whole sentences
     # Consecutive chunks overlap by whole sentences, and together they cover the whole text.
-    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(b.start < a.end for a, b in itertools.pairwise(chunks))
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
-    assert all(b.start > a.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(b.start > a.start for a, b in itertools.pairwise(chunks))
 
 
 def test_without_overlap_chunks_tile_the_text() -> None:
     text = "One two three. Four five six. Seven eight nine. Ten eleven twelve."
     chunks = chunk_text(text, document_id="d", source="d", count=words, config=ChunkingConfig(8, 0))
-    assert [c.text for c in chunks] == ["One two three. Four five six.", "Seven eight nine. Ten eleven twelve."]
+    assert [c.text for c in chunks] == [
+        "One two three. Four five six.",
+        "Seven eight nine. Ten eleven twelve.",
+    ]
 
 
 def test_a_sentence_longer_than_the_budget_is_cut_between_words_and_nothing_is_lost() -> None:

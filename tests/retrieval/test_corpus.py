@@ -53,7 +53,9 @@ def test_a_second_reader_sees_what_another_writer_published(office: Corpus, corp
     assert reader.search("gym open at night", k=1)[0].document_id == "gym"
 
 
-def test_one_writer_at_a_time_a_second_one_waits_then_gives_up_with_corpus_busy(office: Corpus, count) -> None:
+def test_one_writer_at_a_time_a_second_one_waits_then_gives_up_with_corpus_busy(
+    office: Corpus, count
+) -> None:
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:

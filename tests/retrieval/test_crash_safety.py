@@ -74,7 +74,9 @@ def kill_mid_add(path: Path, point: str) -> None:
     )
     try:
         line = child.stdout.readline() if child.stdout else ""
-        assert line.strip() == "PAUSED", f"the writer did not reach {point}: {line!r} {child.stderr.read() if child.stderr else ''}"
+        assert line.strip() == "PAUSED", (
+            f"the writer did not reach {point}: {line!r} {child.stderr.read() if child.stderr else ''}"
+        )
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()

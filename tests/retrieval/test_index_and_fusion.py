@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from middleware.retrieval.fusion import maximal_marginal_relevance, reciprocal_rank_fusion, select_under_budget
+from middleware.retrieval.fusion import (
+    maximal_marginal_relevance,
+    reciprocal_rank_fusion,
+    select_under_budget,
+)
 from middleware.retrieval.vectors import VectorIndex
 
 

@@ -69,7 +69,9 @@ def test_bad_corpus_requests_get_clear_4xx_errors(http: httpx.Client, docs: str)
     assert empty.status_code == 400 and empty.json()["error"]["param"] == "q"
     unknown = http.get("/v1/corpora/nope/search", params={"q": "x"})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "corpus_not_found"
-    binary = http.post(f"/v1/corpora/{docs}/documents", files={"file": ("logo.png", b"\x89PNG\r\n\x1a\n\x00\x00")})
+    binary = http.post(
+        f"/v1/corpora/{docs}/documents", files={"file": ("logo.png", b"\x89PNG\r\n\x1a\n\x00\x00")}
+    )
     assert binary.status_code == 415 and "logo.png" in binary.json()["error"]["message"]
     latin1 = http.post(f"/v1/corpora/{docs}/documents", files={"file": ("old.txt", "café".encode("latin-1"))})
     assert latin1.status_code == 415 and "not UTF-8" in latin1.json()["error"]["message"]
