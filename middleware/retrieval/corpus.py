@@ -168,6 +168,15 @@ class Corpus:
             "updated_at": manifest.get("updated_at"),
         }
 
+    def footprint(self) -> dict[str, int]:
+        """Bytes held in memory by the vector index, the BM25 index and the chunk texts."""
+        view = self._fresh()
+        return {
+            "vector_index_bytes": view.snapshot.index.nbytes,
+            "lexical_index_bytes": view.lexical.nbytes,
+            "chunk_text_bytes": sum(len(c.text.encode()) for c in view.snapshot.chunks),
+        }
+
     def documents(self) -> list[dict[str, Any]]:
         """One entry per document: id, source, title, chunk count, tokens, characters covered."""
         entries: dict[str, dict[str, Any]] = {}

@@ -80,6 +80,10 @@ class Embedder:
                     self._cache.popitem(last=False)
         return np.stack([v for v in vectors if v is not None])
 
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 

@@ -31,6 +31,12 @@ class LexicalIndex:
         if self.size:
             self._retriever.index(_tokenize(list(texts)), show_progress=False)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the BM25 score matrix (sparse arrays), in bytes."""
+        arrays = self._retriever.scores.values() if self.size else []
+        return int(sum(getattr(a, "nbytes", 0) for a in arrays))
+
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every passage for `query` (zeros when no query term is in the index)."""
         if not self.size:

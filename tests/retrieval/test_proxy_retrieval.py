@@ -77,6 +77,8 @@ def test_bad_corpus_requests_get_clear_4xx_errors(http: httpx.Client, docs: str)
     assert latin1.status_code == 415 and "not UTF-8" in latin1.json()["error"]["message"]
     assert http.post("/v1/corpora", json={"name": "docs"}).status_code == 409
     assert http.post("/v1/corpora", json={"name": "../x"}).status_code == 400
+    no_model = http.post("/v1/corpora", json={"name": "x", "embedding_model": "/no/such/model"})
+    assert no_model.status_code == 400 and "does not exist" in no_model.json()["error"]["message"]
     assert http.post(f"/v1/corpora/{docs}/documents", json={"documents": []}).status_code == 400
     assert http.delete(f"/v1/corpora/{docs}/documents/nope").status_code == 404
     assert http.delete("/v1/corpora/nope").status_code == 404

@@ -1,0 +1,299 @@
+"""Retrieval quality and speed on nq_retrieval (2,600 Wikipedia passages, NQ-open questions).
+
+    python bench/retrieval.py                      # build, then dev and holdout, latency, memory
+    python bench/retrieval.py --tune               # also the fusion grid on dev (how the defaults were picked)
+
+Builds a real corpus (chunking, MiniLM embeddings, FAISS, BM25, atomic publish) in a temporary folder,
+then runs every question through `Corpus.search` in three modes side by side: BM25 alone, dense alone,
+hybrid (reciprocal rank fusion) and hybrid + MMR. Recall@k counts a question as found when its gold
+passage's document is among the first k distinct documents; MRR is over the first 10. Latency: one
+question at a time, the modes alternating per question, the embedding cache cleared before each call
+(every query is embedded cold). Also: the in-prompt ranker on nq_multidoc20_synth (is the gold document
+among the kept ones?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EVAL = Path("/work/shared/eval")
+MODES = {
+    "BM25 alone": {"mode": "lexical"},
+    "dense alone (MiniLM)": {"mode": "dense"},
+    "hybrid (RRF)": {"mode": "hybrid"},
+    "hybrid + MMR 0.7": {"mode": "hybrid", "mmr_lambda": 0.7},
+}
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    with path.open() as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def ranked_documents(corpus, query: str, config) -> list[str]:
+    """Distinct document ids, best first, from the top 30 passages."""
+    seen: list[str] = []
+    for passage in corpus.search(query, 30, config):
+        if passage.document_id not in seen:
+            seen.append(passage.document_id)
+    return seen
+
+
+def quality(corpus, queries: list[dict], config) -> dict[str, float]:
+    hits = {1: 0, 5: 0, 10: 0}
+    reciprocal = 0.0
+    for query in queries:
+        ranking = ranked_documents(corpus, query["text"], config)[:10]
+        gold = set(query["relevant_ids"])
+        for k in hits:
+            hits[k] += bool(gold & set(ranking[:k]))
+        rank = next((i for i, d in enumerate(ranking, start=1) if d in gold), None)
+        reciprocal += 1 / rank if rank else 0.0
+    n = len(queries)
+    return {
+        "recall@1": hits[1] / n,
+        "recall@5": hits[5] / n,
+        "recall@10": hits[10] / n,
+        "mrr@10": reciprocal / n,
+    }
+
+
+def latency(corpus, queries: list[dict], configs: dict) -> dict[str, dict[str, float]]:
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for query in queries:
+        for name, config in configs.items():
+            corpus.embedder.clear_cache()
+            started = time.perf_counter()
+            corpus.search(query["text"], 5, config)
+            times[name].append(time.perf_counter() - started)
+    return {
+        name: {"p50_ms": percentile(t, 50) * 1000, "p99_ms": percentile(t, 99) * 1000, "n": len(t)}
+        for name, t in times.items()
+    }
+
+
+def tune(corpus, queries: list[dict]) -> list[dict]:
+    from middleware.retrieval.corpus import SearchConfig
+
+    rows = []
+    for rrf_k in (5, 10, 20, 60):
+        for weight in (1.0, 1.5, 2.0, 3.0):
+            for candidates in (20, 50):
+                config = SearchConfig(rrf_k=rrf_k, dense_weight=weight, candidates=candidates)
+                rows.append(
+                    {
+                        "rrf_k": rrf_k,
+                        "dense_weight": weight,
+                        "candidates": candidates,
+                        **quality(corpus, queries, config),
+                    }
+                )
+    return sorted(rows, key=lambda r: (-r["recall@5"], -r["mrr@10"]))
+
+
+def in_prompt(ranker, rows: list[dict]) -> dict[str, float]:
+    kept = {1: 0, 3: 0, 5: 0}
+    started = time.perf_counter()
+    for row in rows:
+        passages = [f"{c['title']}\n{c['text']}" for c in row["ctxs"]]
+        scores = ranker.rank(row["question"], passages)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        for k in kept:
+            kept[k] += row["gold_index"] in order[:k]
+    n = len(rows)
+    return {
+        **{f"gold kept@{k}": v / n for k, v in kept.items()},
+        "s/prompt": (time.perf_counter() - started) / n,
+    }
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=EVAL / "nq_retrieval")
+    parser.add_argument("--tune", action="store_true", help="print the fusion grid on dev")
+    parser.add_argument("--latency-queries", type=int, default=300, help="holdout questions timed per mode")
+    parser.add_argument("--multidoc-rows", type=int, default=100, help="nq_multidoc20_synth rows per split")
+    parser.add_argument("--embed-threads", type=int, default=1, help="torch threads of the embedder")
+    parser.add_argument("--markdown", type=Path, help="write the tables here (bench/results/retrieval.md)")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args()
+
+    import faiss
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from middleware.retrieval.corpus import Corpus, DocumentInput, SearchConfig
+    from middleware.retrieval.embedder import Embedder
+    from middleware.retrieval.ranker import PassageRanker
+    from middleware.retrieval.tokens import default_token_counter
+
+    faiss.omp_set_num_threads(1)
+    console = Console()
+    load_before = os.getloadavg()
+    documents = [
+        DocumentInput(d["_id"], d["text"], title=d["title"]) for d in load_jsonl(args.data / "corpus.jsonl")
+    ]
+    splits = {s: load_jsonl(args.data / f"{s}.jsonl") for s in ("dev", "holdout")}
+    count = default_token_counter()
+    embedder = Embedder(threads=args.embed_threads)  # a fresh one: nothing cached
+    _ = embedder.dim  # load the model before the clock starts
+    rss_model = rss_mb()
+
+    folder = Path(tempfile.mkdtemp(prefix="promptfold-bench-"))
+    started = time.perf_counter()
+    corpus = Corpus.create(folder / "nq", "nq", embedder=embedder)
+    corpus.add(documents, count)
+    build_s = time.perf_counter() - started
+    from middleware.retrieval.lexical import LexicalIndex
+
+    started = time.perf_counter()
+    LexicalIndex([f"{d.title}\n{d.text}" for d in documents])
+    bm25_build_s = time.perf_counter() - started
+    info = corpus.info()
+    footprint = corpus.footprint()
+    memory = {
+        "faiss_index_mb": footprint["vector_index_bytes"] / 2**20,
+        "bm25_index_mb": footprint["lexical_index_bytes"] / 2**20,
+        "chunk_text_mb": footprint["chunk_text_bytes"] / 2**20,
+        "process_rss_growth_mb": rss_mb() - rss_model,
+        "process_rss_mb": rss_mb(),
+    }
+
+    configs = {name: SearchConfig(**fields) for name, fields in MODES.items()}
+    results = {
+        split: {name: quality(corpus, queries, cfg) for name, cfg in configs.items()}
+        for split, queries in splits.items()
+    }
+    timed = latency(corpus, splits["holdout"][: args.latency_queries], configs)
+    ranker = PassageRanker(embedder)
+    multidoc = {
+        split: in_prompt(
+            ranker, load_jsonl(EVAL / "nq_multidoc20_synth" / f"{split}.jsonl")[: args.multidoc_rows]
+        )
+        for split in ("dev", "holdout")
+    }
+    grid = tune(corpus, splits["dev"]) if args.tune else []
+    load_after = os.getloadavg()
+
+    figures = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "corpus": {**info, "documents_in": len(documents)},
+        "build": {
+            "seconds": build_s,
+            "docs_per_s": len(documents) / build_s,
+            "bm25_only_seconds": bm25_build_s,
+        },
+        "memory": memory,
+        "quality": results,
+        "latency": timed,
+        "in_prompt": multidoc,
+        "tune": grid[:10],
+        "load_average": {"before": load_before, "after": load_after},
+        "cores": os.cpu_count(),
+    }
+    markdown = render(figures, " ".join(["python", *sys.argv]))
+    console.print(Markdown(markdown))
+    if args.markdown:
+        args.markdown.write_text(markdown)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def render(f: dict, command: str) -> str:
+    lines = [
+        "# Retrieval on nq_retrieval (2,600 passages; dev 531 / holdout 2,124 questions)",
+        "",
+        f"Run {f['date']} with `{command}` on the shared {f['cores']}-core CPU machine (no GPU); load average "
+        f"{f['load_average']['before'][0]:.1f} before, {f['load_average']['after'][0]:.1f} after: timings were taken "
+        "while other engineers' jobs ran, so they are noisy upper bounds; compare rows, not absolute values.",
+        "",
+        f"Corpus: {f['corpus']['documents']} documents -> {f['corpus']['chunks']} chunks ({f['corpus']['chunking']['max_tokens']}-token "
+        f"budget, {f['corpus']['chunking']['overlap_tokens']}-token overlap, SmolLM2 tokens), embeddings "
+        f"{f['corpus']['embedding_model']} (384-d, unit), FAISS index `{f['corpus']['index']}` (IndexIDMap2 over IndexFlatIP: "
+        "exact; HNSW only past 20,000 vectors), BM25 = bm25s (k1 0.9, b 0.4, English stop words, Snowball stems). "
+        "Fusion and BM25 constants were chosen on dev only (`--tune`); holdout was run once.",
+        "",
+    ]
+    for split in ("dev", "holdout"):
+        lines += [
+            f"## Quality, {split}",
+            "",
+            "| retriever | recall@1 | recall@5 | recall@10 | MRR@10 |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, q in f["quality"][split].items():
+            lines.append(
+                f"| {name} | {q['recall@1']:.3f} | {q['recall@5']:.3f} | {q['recall@10']:.3f} | {q['mrr@10']:.3f} |"
+            )
+        lines.append("")
+    lines += [
+        "## Query latency (one question at a time, cold query embedding, top 5, modes alternating per question)",
+        "",
+        "| retriever | p50 ms | p99 ms | questions |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, t in f["latency"].items():
+        lines.append(f"| {name} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} | {t['n']} |")
+    b, m = f["build"], f["memory"]
+    lines += [
+        "",
+        "## Build and memory",
+        "",
+        "| what | value |",
+        "| --- | --- |",
+        f"| full build (chunk, embed, FAISS, BM25, atomic publish) | {b['seconds']:.1f} s = **{b['docs_per_s']:.1f} docs/s** |",
+        f"| BM25 index alone, same documents | {b['bm25_only_seconds']:.2f} s ({f['corpus']['documents_in'] / b['bm25_only_seconds']:.0f} docs/s) |",
+        f"| FAISS index | {m['faiss_index_mb']:.2f} MiB |",
+        f"| BM25 index (score arrays) | {m['bm25_index_mb']:.2f} MiB |",
+        f"| chunk texts | {m['chunk_text_mb']:.2f} MiB |",
+        f"| process RSS growth while building (model already loaded) | {m['process_rss_growth_mb']:.0f} MiB (RSS {m['process_rss_mb']:.0f} MiB) |",
+        "",
+        "## In-prompt selection (nq_multidoc20_synth, 20 documents per prompt, PassageRanker)",
+        "",
+        "| split | gold kept @1 | @3 | @5 | s per prompt |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for split, r in f["in_prompt"].items():
+        lines.append(
+            f"| {split} | {r['gold kept@1']:.3f} | {r['gold kept@3']:.3f} | {r['gold kept@5']:.3f} | {r['s/prompt']:.2f} |"
+        )
+    if f["tune"]:
+        lines += [
+            "",
+            "## Fusion grid on dev (best 10 by recall@5, then MRR)",
+            "",
+            "| rrf k | dense weight | candidates | R@1 | R@5 | R@10 | MRR |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in f["tune"]:
+            lines.append(
+                f"| {r['rrf_k']} | {r['dense_weight']} | {r['candidates']} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | {r['mrr@10']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
