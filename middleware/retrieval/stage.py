@@ -72,12 +72,13 @@ class RetrievalStage:
                 NAME, "the request has no user message or text prompt to retrieve for"
             )
         if options.corpus is not None:
-            work = self._from_corpus
+            text, report = await asyncio.to_thread(self._from_corpus, target, options)
         elif options.documents is not None:
-            work = self._from_documents
+            text, report = await asyncio.to_thread(self._from_documents, target, options)
         else:
-            work = self._in_prompt
-        text, report = await asyncio.to_thread(work, target, options)
+            holder = _document_holder(request, target, options.min_documents)
+            text, report = await asyncio.to_thread(self._in_prompt, holder, target, options)
+            target = holder
         if text is not None:
             request = _with_text(request, target, text)
         return request, report
@@ -105,16 +106,22 @@ class RetrievalStage:
         details: dict[str, Any] = {"mode": "documents", "query": query, "candidates": len(passages)}
         return self._insert(target, ranked, options, details, "the documents given")
 
-    def _in_prompt(self, target: _Target, options: RetrievalOptions) -> tuple[str | None, StageReport]:
-        prompt = parse_document_prompt(target.text)
+    def _in_prompt(
+        self, holder: _Target, target: _Target, options: RetrievalOptions
+    ) -> tuple[str | None, StageReport]:
+        """Keep the best documents of `holder`; the question comes from it, or else from `target`."""
+        prompt = parse_document_prompt(holder.text)
         found = len(prompt.documents) if prompt else 0
         if prompt is None or found < options.min_documents:
             return None, StageReport.skipped(
                 NAME,
                 f"no corpus, no documents option, and {found} 'Document [i](Title: ...)' blocks in the "
-                f"last user message (at least {options.min_documents} needed to select from)",
+                f"messages (at least {options.min_documents} needed to select from)",
             )
-        question = options.query or prompt.question
+        if holder.message == target.message:
+            question = options.query or prompt.question
+        else:  # documents in a system message, the question in the last user message
+            question = _query(target.text, options)
         if not question.strip():
             return None, StageReport.skipped(NAME, "no question found to rank the prompt's documents by")
         scores = self._ranker.rank(question, [d.ranked_text() for d in prompt.documents])
@@ -136,10 +143,11 @@ class RetrievalStage:
         report = StageReport(
             NAME,
             applied=True,
-            tokens_in=self.count(target.text),
+            tokens_in=self.count(holder.text),
             tokens_out=self.count(text),
             details={
                 "mode": "in_prompt",
+                "message": holder.message,
                 "question": question,
                 "documents": found,
                 "kept": kept,
@@ -220,6 +228,26 @@ def _target(request: Request) -> _Target | None:
     if isinstance(request.prompt, str):
         return _Target(request.prompt, None)
     return None
+
+
+def _document_holder(request: Request, target: _Target, min_documents: int) -> _Target:
+    """Where a prompt's documents are: the last user message if it has enough `Document [i]` blocks,
+    else the latest system or user message that has, else the last user message."""
+    if request.messages is None or _block_count(target.text) >= min_documents:
+        return target
+    for index in range(len(request.messages) - 1, -1, -1):
+        message = request.messages[index]
+        content = message.get("content")
+        if message.get("role") not in ("system", "user") or not isinstance(content, str):
+            continue
+        if _block_count(content) >= min_documents:
+            return _Target(content, index)
+    return target
+
+
+def _block_count(text: str) -> int:
+    prompt = parse_document_prompt(text)
+    return len(prompt.documents) if prompt else 0
 
 
 def _with_text(request: Request, target: _Target, text: str) -> Request:

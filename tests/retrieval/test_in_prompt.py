@@ -110,3 +110,24 @@ async def test_without_enough_documents_the_stage_says_why_it_skipped(
     request, report = await run_stage(local_backend, content, {"top_k": 3})
     assert not report.applied and why in report.skipped_reason
     assert request.messages[1]["content"] == content
+
+
+async def test_documents_in_the_system_message_are_selected_for_the_users_question(local_backend) -> None:
+    [row] = multidoc_rows("dev", 1)
+    documents = "\n".join(
+        f"Document [{i}](Title: {c['title']}) {c['text']}" for i, c in enumerate(row["ctxs"], 1)
+    )
+    stage = RetrievalStage(local_backend, Settings())
+    request = Request(
+        sampling=SamplingParams(max_tokens=1),
+        messages=[
+            {"role": "system", "content": f"Answer from these documents.\n\n{documents}"},
+            {"role": "user", "content": row["question"]},
+        ],
+        options=RequestOptions(retrieval={"top_k": 2}),
+    )
+    request, report = await stage(request, Context(local_backend, Settings(), RequestReport("local", "m")))
+    kept = parse_document_prompt(request.messages[0]["content"])
+    assert kept is not None and len(kept.documents) == 2
+    assert row["ctxs"][row["gold_index"]]["title"] in [d.title for d in kept.documents]
+    assert report.details["message"] == 0 and request.messages[1]["content"] == row["question"]
