@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,18 @@ from middleware.retrieval.catalog import Corpora
 from middleware.retrieval.corpus import DocumentInput
 from middleware.retrieval.tokens import TokenCounter, default_token_counter
 
-EVAL = Path("/work/shared/eval")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _eval_dir() -> Path:
+    """The shared evaluation sets: PROMPTFOLD_EVAL_DIR, else shared/eval beside the clone."""
+    explicit = os.environ.get("PROMPTFOLD_EVAL_DIR")
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [ROOT.parent / "shared" / "eval", Path("/work/shared/eval")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+EVAL = _eval_dir()
 HANDBOOK = DocumentInput(
     "handbook",
     "Employees get 25 days of paid leave per year. Leave must be booked two weeks ahead.\n\n"

@@ -33,3 +33,26 @@ def test_a_repeated_text_is_served_from_the_cache() -> None:
 def test_a_model_folder_that_does_not_exist_is_named_in_the_error(tmp_path) -> None:
     with pytest.raises(ModelNotFound, match="does not exist"):
         Embedder(str(tmp_path / "no-model"))
+
+
+def test_queries_go_through_the_int8_onnx_encoder_and_land_next_to_the_float32_vector() -> None:
+    fast, exact = Embedder(), Embedder(query_precision="float32")
+    queries = ["who got the first nobel prize in physics", "when is the next deadpool movie released"]
+    vectors = np.stack([fast.embed_query(q) for q in queries])
+    reference = exact.embed(queries)
+    assert fast.query_backend == "onnxruntime-int8"
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert all(vectors[i] @ reference[i] > 0.93 for i in range(2))
+    assert vectors[0] @ reference[0] > vectors[0] @ reference[1]
+
+
+def test_without_the_onnx_encoder_queries_fall_back_to_pytorch_int8(monkeypatch) -> None:
+    from middleware.retrieval import onnx_query
+
+    def unavailable(*args, **kwargs):
+        raise onnx_query.QueryEncoderUnavailable("onnxruntime is not installed")
+
+    monkeypatch.setattr(onnx_query, "OnnxQueryEncoder", unavailable)
+    embedder = Embedder()
+    vector = embedder.embed_query("who got the first nobel prize in physics")
+    assert embedder.query_backend == "torch-int8" and vector.shape == (384,)
