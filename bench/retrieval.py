@@ -274,7 +274,7 @@ def render(f: dict, command: str) -> str:
         f"Corpus: {f['corpus']['documents']} documents -> {f['corpus']['chunks']} chunks ({f['corpus']['chunking']['max_tokens']}-token "
         f"budget, {f['corpus']['chunking']['overlap_tokens']}-token overlap, SmolLM2 tokens), embeddings "
         f"{f['corpus']['embedding_model']} (384-d, unit), FAISS index `{f['corpus']['index']}` (IndexIDMap2 over IndexFlatIP: "
-        "exact; HNSW only past 20,000 vectors), BM25 = bm25s (k1 0.9, b 0.4, English stop words, Snowball stems). "
+        "exact; HNSW only past 20,000 vectors), BM25 = bm25s (k1 1.2, b 0.6, English stop words, Snowball stems). "
         f"Queries are embedded by `{f['query_encoder']}` (MiniLM exported to ONNX, int8 weights, one thread) "
         "unless the row says float32 (the PyTorch model as loaded); documents are always float32. "
         "Fusion and BM25 constants were chosen on dev only (`--tune`); holdout is reported, never tuned on.",
