@@ -23,8 +23,13 @@ HANDBOOK = (
 
 
 @pytest.fixture(scope="module")
-def base_url(local_backend, tmp_path_factory) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def base_url(local_backend, data_dir: Path) -> Iterator[str]:
+    settings = Settings(data_dir=data_dir)
     with serve_app_in_thread(create_app(settings, backend=local_backend)) as url:
         yield url
 
@@ -149,8 +154,37 @@ def test_chat_whose_prompt_carries_twenty_documents_keeps_the_relevant_ones(clie
     assert reply.usage.prompt_tokens < stage["tokens_in"]
 
 
-def test_a_request_without_retrieval_options_is_untouched(client: openai.OpenAI, tmp_path: Path) -> None:
+def test_a_request_without_retrieval_options_is_untouched(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "hi"}], max_tokens=1
     )
     assert reply.model_extra["promptfold"]["stages"] == []
+
+
+def test_a_streamed_chat_gets_the_passages_too(client: openai.OpenAI, docs: str) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="default",
+            messages=[{"role": "user", "content": "When does the cafeteria serve lunch?"}],
+            max_tokens=4,
+            temperature=0,
+            stream=True,
+            extra_body={"promptfold": {"retrieval": {"corpus": docs, "top_k": 1}}},
+        )
+    )
+    [stage] = chunks[-1].model_extra["promptfold"]["stages"]
+    assert stage["details"]["passages"][0]["source"] == "cafe.md"
+
+
+def test_documents_added_outside_the_server_are_searchable_at_once(
+    http: httpx.Client, data_dir: Path, count
+) -> None:
+    from middleware.retrieval.catalog import Corpora
+    from middleware.retrieval.corpus import DocumentInput
+
+    assert http.post("/v1/corpora", json={"name": "shared"}).status_code == 201
+    assert http.get("/v1/corpora/shared/search", params={"q": "gym"}).json()["data"] == []
+    # What `promptfold corpus add` does from another process: its own catalog on the same folder.
+    Corpora(data_dir / "corpora").get("shared").add([DocumentInput("gym", "The gym opens at 6 am.")], count)
+    found = http.get("/v1/corpora/shared/search", params={"q": "when does the gym open"}).json()["data"]
+    assert [p["document_id"] for p in found] == ["gym"]
