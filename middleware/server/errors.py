@@ -69,6 +69,11 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
+    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval)
+    if isinstance(status, int) and 400 <= status < 500:
+        return ApiError(
+            status, str(error), param=getattr(error, "param", None), code=getattr(error, "code", None)
+        )
     if isinstance(error, UnsupportedRequest):
         return ApiError(422, str(error), code="unsupported_request")
     if isinstance(error, BackendError):
@@ -96,6 +101,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
+
+    # A client's mistake (ValueError: UnsupportedRequest, domain errors with an `http_status`) is answered
+    # here; the catch-all below would also answer it, but Starlette then re-raises and drops the connection.
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, error: ValueError) -> JSONResponse:
+        return from_exception(error).response()
 
     @app.exception_handler(Exception)
     async def _any(_: Request, error: Exception) -> JSONResponse:
