@@ -17,7 +17,7 @@ from .pipeline import Executor, Pipeline, Stage
 # Input stages, in order: retrieval picks passages, gist swaps a known prefix, lingua prunes tokens.
 STAGE_MODULES: list[str] = ["middleware.retrieval.stage"]
 # Executors for organize plans (plain decoding is built in).
-EXECUTOR_MODULES: list[str] = []
+EXECUTOR_MODULES: list[str] = ["middleware.organize.executors"]
 
 
 def build_pipeline(backend: Backend, settings: Settings) -> Pipeline:
