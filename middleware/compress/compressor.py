@@ -1,0 +1,391 @@
+"""The compressor: budget, coarse passage choice, scoring, fine pruning, and a result that says what it did.
+
+    compressor = Compressor(LocalScorer())
+    result = await compressor.compress_text(text, CompressOptions(rate=0.4))
+    result = await compressor.compress_parts(passages, instruction=..., question=q,
+                                             options=CompressOptions(rate=0.25, question=q))
+
+Budget: the target (rate x original tokens, or target_tokens) is split between the fixed parts (the
+instruction, the question, `<keep>` regions, chat messages left alone), regions with their own rate,
+and the context, which gets the rest. Plain mode ranks passages by their perplexity and prunes them
+as one pool; question-aware mode (LongLLMLingua) ranks them by relevance to the question, keeps the
+most relevant first, gives each a budget that falls with its rank, and scores its tokens with the
+question in front (contrastive or conditional). The result is re-counted with the real tokenizer and
+nudged until it lands within a few percent of the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import fine
+from .coarse import EmbeddingRanker, PassageRanker, choose_passages, dynamic_budgets
+from .document import Document, Segment, from_parts, from_text
+from .options import CompressInputError, CompressOptions
+from .result import CompressionResult, Piece
+from .scorer import Scorer, ScoreRequest
+from .units import Unit, assign_tokens, render, split_units
+
+WINDOW_CHARS = 2000  # about 500 tokens: longer segments are scored as several rows of one batch
+CONTEXT_CHARS = 160  # plain mode: the text before a row that the model reads first (about 40 tokens)
+TOLERANCE = 0.03  # re-adjust until the count is within 3% of the target
+
+
+@dataclass(eq=False)
+class _Work:
+    """A segment being compressed: its units, its kept mask, and the pool it is budgeted in."""
+
+    segment: Segment
+    units: list[Unit] = field(default_factory=list)
+    mask: list[bool] = field(default_factory=list)
+    tokens: int = 0
+
+
+class Compressor:
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        ranker: PassageRanker | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self._ranker = ranker
+        self.count_tokens = count_tokens or scorer.count_tokens
+
+    @property
+    def ranker(self) -> PassageRanker:
+        if self._ranker is None:
+            self._ranker = EmbeddingRanker()
+        return self._ranker
+
+    async def compress_text(self, text: str, options: CompressOptions) -> CompressionResult:
+        if not isinstance(text, str):
+            raise CompressInputError("the input must be text", param="text")
+        document = from_parts(text, instruction=options.instruction or "")
+        return await self.compress(document, options)
+
+    async def compress_parts(
+        self,
+        context: str | Sequence[str],
+        options: CompressOptions,
+        *,
+        instruction: str = "",
+        question: str = "",
+        separator: str = "\n\n",
+        context_separator: str | None = None,
+    ) -> CompressionResult:
+        """LLMLingua's call shape: the prompt is instruction + context + question (all rendered)."""
+        if question and options.question is None and options.mode == "question_aware":
+            options = options.model_copy(update={"question": question})
+        document = from_parts(
+            context,
+            instruction=instruction,
+            question=question,
+            separator=separator,
+            context_separator=context_separator,
+        )
+        return await self.compress(document, options)
+
+    async def compress(self, document: Document, options: CompressOptions) -> CompressionResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        mode = options.effective_mode
+        question = (options.question or "").strip()
+        if not any(s.text.strip() for s in document.segments):
+            raise CompressInputError("there is nothing to compress: the input is empty", param="text")
+        if mode == "question_aware" and not question:
+            raise CompressInputError("question_aware mode needs a question", param="question")
+        original = document.render()
+        original_tokens = self.count_tokens(original)
+        target = options.target_for(original_tokens)
+        notes: list[str] = []
+        works = [_Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
+        for work in works:
+            work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
+        timings["segment"] = _lap(clock)
+
+        if target >= original_tokens:
+            return self._unchanged(document, original, original_tokens, target, mode, timings)
+
+        fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
+        regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
+        region_budget = sum(round(w.tokens * (w.segment.rate or 1.0)) for w in regions)
+        passages = [w for w in works if w.segment.rate is None]
+        overhead = max(0, original_tokens - sum(w.tokens for w in works))  # separators
+        context_budget = target - fixed - region_budget - overhead
+        if context_budget < 0:
+            notes.append(
+                f"the fixed parts alone ({fixed + overhead} tokens) exceed the target of {target}; "
+                "the context was cut to its protected parts"
+            )
+            context_budget = 0
+
+        clock = time.perf_counter()
+        relevance: list[float] = [0.0] * len(passages)
+        dropped: list[_Work] = []
+        coarse = options.coarse and len(passages) >= 2
+        if mode == "question_aware" and len(passages) >= 2:
+            relevance = await asyncio.to_thread(self.ranker.rank, question, [w.segment.text for w in passages])
+            timings["rank"] = _lap(clock)
+            clock = time.perf_counter()
+        to_score = passages + regions
+        if mode == "plain":
+            await self._score(works, to_score, None, "self")
+            relevance = [_mean_score(w) for w in passages]
+            timings["score"] = _lap(clock)
+            clock = time.perf_counter()
+        reorder = bool(options.reorder if options.reorder is not None else mode == "question_aware")
+        reorder = reorder and document.messages is None
+        kept_order = list(range(len(passages)))
+        if coarse:
+            choice = choose_passages(
+                [w.tokens for w in passages],
+                relevance,
+                context_budget,
+                factor=options.coarse_factor or (1.2 if mode == "question_aware" else 1.5),
+                reorder=reorder,
+            )
+            dropped = [passages[i] for i in choice.dropped]
+            kept_order = choice.kept
+            timings["coarse"] = _lap(clock)
+            clock = time.perf_counter()
+        elif reorder:
+            kept_order = sorted(kept_order, key=lambda i: -relevance[i])
+        kept = [passages[i] for i in kept_order]
+        if mode == "question_aware":
+            how = options.scores or "contrastive"
+            await self._score(works, kept + regions, question, how)
+            timings["score"] = _lap(clock)
+            clock = time.perf_counter()
+
+        pools: list[tuple[list[_Work], int]] = [([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions]
+        if mode == "question_aware" and kept:
+            by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
+            shares = dynamic_budgets([w.tokens for w in by_rank], context_budget, options.dynamic_ratio)
+            pools += [([w], share) for w, share in zip(by_rank, shares, strict=True)]
+        elif kept:
+            pools.append((kept, context_budget))
+        for pool, budget in pools:
+            masks = fine.select([w.units for w in pool], budget)
+            for work, mask in zip(pool, masks, strict=True):
+                work.mask = mask
+        for work in works:
+            if not work.mask:  # fixed segments (all units always) and dropped passages
+                work.mask = [u.always for u in work.units]
+        timings["select"] = _lap(clock)
+
+        clock = time.perf_counter()
+        order = _render_order(works, passages, kept_order, dropped)
+        text, messages = self._render(document, works, order, dropped)
+        compressed_tokens = self._count_output(text, messages)
+        adjustable = [w.units for w in kept + regions]
+        adjustable_masks = [w.mask for w in kept + regions]
+        for _ in range(4):
+            gap = target - compressed_tokens
+            if abs(gap) <= max(2, TOLERANCE * target):
+                break
+            if fine.adjust(adjustable, adjustable_masks, gap) == 0:
+                break
+            text, messages = self._render(document, works, order, dropped)
+            compressed_tokens = self._count_output(text, messages)
+        timings["count"] = _lap(clock)
+        if abs(compressed_tokens - target) > 0.1 * target and not notes:
+            notes.append(f"landed at {compressed_tokens} tokens for a target of {target} (protected parts)")
+        return CompressionResult(
+            text=text,
+            original_tokens=original_tokens,
+            compressed_tokens=compressed_tokens,
+            target_tokens=target,
+            messages=messages,
+            pieces=_pieces(works, dropped),
+            dropped_passages=sorted(w.segment.passage for w in dropped if w.segment.passage is not None),
+            passage_order=[w.segment.passage for w in kept if w.segment.passage is not None],
+            mode=mode,
+            timings=timings,
+            notes=notes,
+        )
+
+    # --- scoring --------------------------------------------------------------------------------------
+
+    async def _score(self, works: list[_Work], targets: list[_Work], question: str | None, how: str) -> None:
+        """Fill unit token counts and scores of `targets`, all rows in one scorer call."""
+        requests: list[ScoreRequest] = []
+        plan: list[tuple[_Work, int, int]] = []  # work, window start (chars), row index
+        for work in targets:
+            text = work.segment.text
+            # question-aware passages stand alone: what came before them is another passage
+            before = "" if question is not None else _text_before(works, work)
+            for start, end in _windows(text):
+                context = (before + text[:start])[-CONTEXT_CHARS:]
+                if question is not None and how in ("conditional", "contrastive"):
+                    prefix = f"{question}\n\n{context}" if context else f"{question}\n\n"
+                    requests.append(ScoreRequest(text[start:end], prefix))
+                    plan.append((work, start, len(requests) - 1))
+                    if how == "contrastive":
+                        requests.append(ScoreRequest(text[start:end], context))
+                else:
+                    requests.append(ScoreRequest(text[start:end], context))
+                    plan.append((work, start, len(requests) - 1))
+        results = await self.scorer.score(requests) if requests else []
+        gathered: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for work, start, row in plan:
+            scores = results[row]
+            values = scores.self_information
+            if how == "contrastive" and question is not None:
+                plain = results[row + 1].self_information
+                values = _contrastive(values, plain) if len(plain) == len(values) else values
+            starts, vals = gathered.setdefault(id(work), ([], []))
+            starts.append(scores.spans[:, 0] + start if len(scores) else np.zeros(0, dtype=np.int64))
+            vals.append(values)
+        for work in targets:
+            starts, vals = gathered.get(id(work), ([], []))
+            if starts:
+                assign_tokens(work.units, np.concatenate(starts), np.concatenate(vals))
+
+    # --- output ---------------------------------------------------------------------------------------
+
+    def _render(
+        self, document: Document, works: list[_Work], order: list[int], dropped: list[_Work]
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        texts: dict[int, str] = {}
+        for index in order:
+            work = works[index]
+            texts[index] = render(work.segment.text, work.units, work.mask)
+        separators = _separators(works, order)
+        if document.messages is None:
+            return "".join(texts[i] + separators[i] for i in order), None
+        contents: dict[int, list[str]] = {}
+        for i in order:
+            message = works[i].segment.message
+            if message is not None:
+                contents.setdefault(message, []).append(texts[i] + separators[i])
+        messages = []
+        for index, message in enumerate(document.messages):
+            if index in contents:
+                messages.append({**message, "content": "".join(contents[index]).strip()})
+            else:
+                messages.append(dict(message))
+        return "\n".join(str(m["content"]) for m in messages), messages
+
+    def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
+        if messages is None:
+            return self.count_tokens(text)
+        return sum(self.count_tokens(str(m.get("content") or "")) for m in messages)
+
+    def _unchanged(
+        self,
+        document: Document,
+        original: str,
+        tokens: int,
+        target: int,
+        mode: str,
+        timings: dict[str, float],
+    ) -> CompressionResult:
+        return CompressionResult(
+            text=original if document.messages is None else "\n".join(str(m["content"]) for m in document.messages),
+            original_tokens=tokens,
+            compressed_tokens=tokens,
+            target_tokens=target,
+            messages=[dict(m) for m in document.messages] if document.messages is not None else None,
+            pieces=[Piece(original, True)],
+            mode=mode,
+            timings=timings,
+            notes=["the input is already within the target; nothing was removed"],
+        )
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _lap(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _mean_score(work: _Work) -> float:
+    tokens = sum(u.tokens for u in work.units)
+    return sum(u.score * u.tokens for u in work.units) / tokens if tokens else 0.0
+
+
+def _contrastive(with_question: np.ndarray, without: np.ndarray) -> np.ndarray:
+    """log p(token | question, ...) - log p(token | ...): how much the question makes a token expected."""
+    return (without - with_question).astype(np.float32)
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """[start, end) windows of at most about WINDOW_CHARS, cut at whitespace."""
+    windows = []
+    at = 0
+    while at < len(text):
+        end = min(len(text), at + WINDOW_CHARS)
+        if end < len(text):
+            cut = max(text.rfind(" ", at + WINDOW_CHARS // 2, end), text.rfind("\n", at + WINDOW_CHARS // 2, end))
+            end = cut if cut > at else end
+        windows.append((at, end))
+        at = end
+    return windows
+
+
+def _text_before(works: list[_Work], work: _Work) -> str:
+    """The original text just before a segment in the same message (what its first tokens follow)."""
+    pieces: list[str] = []
+    for other in works:
+        if other is work:
+            break
+        if other.segment.message == work.segment.message:
+            pieces.append(other.segment.text + other.segment.separator)
+    return "".join(pieces)[-CONTEXT_CHARS:]
+
+
+def _render_order(works: list[_Work], passages: list[_Work], kept_order: list[int], dropped: list[_Work]) -> list[int]:
+    """Indices into `works` in output order: kept passages take the kept passage slots in `kept_order`."""
+    slots = [i for i, w in enumerate(works) if w in passages and w not in dropped]
+    slots_sorted = sorted(slots)
+    ordered = [works.index(passages[k]) for k in kept_order if passages[k] not in dropped]
+    mapping = dict(zip(slots_sorted, ordered, strict=True))
+    return [mapping.get(i, i) for i, w in enumerate(works) if w not in dropped]
+
+
+def _separators(works: list[_Work], order: list[int]) -> dict[int, str]:
+    """The separator after each rendered segment: a slot keeps the separator of its original position,
+    and a run of passages that lost its last member ends with that member's separator."""
+    kept_positions = sorted(order)
+    by_position: dict[int, str] = {}
+    for n, position in enumerate(kept_positions):
+        separator = works[position].segment.separator
+        following = kept_positions[n + 1] if n + 1 < len(kept_positions) else len(works)
+        if following > position + 1:  # segments were dropped after this one
+            separator = works[following - 1].segment.separator
+        by_position[position] = separator
+    return {index: by_position[position] for position, index in zip(kept_positions, order, strict=True)}
+
+
+def _pieces(works: list[_Work], dropped: list[_Work]) -> list[Piece]:
+    pieces: list[Piece] = []
+
+    def add(text: str, kept: bool) -> None:
+        if not text:
+            return
+        if pieces and pieces[-1].kept == kept:
+            pieces[-1] = Piece(pieces[-1].text + text, kept)
+        else:
+            pieces.append(Piece(text, kept))
+
+    for work in works:
+        text = work.segment.text
+        if work in dropped:
+            add(text + work.segment.separator, False)
+            continue
+        at = 0
+        for unit, keep in zip(work.units, work.mask, strict=True):
+            add(text[at : unit.end], keep)
+            at = unit.end
+        add(text[at:], True)
+        add(work.segment.separator, True)
+    return pieces
