@@ -296,9 +296,10 @@ def write_table(rows: list[dict], accuracy: dict[str, str], args: argparse.Names
         numbers = f"{r['numbers'][0]}/{r['numbers'][1]}" if "numbers" in r else "-"
         gold = f"{r['gold'][0]}/{r['gold'][1]}" if "gold" in r else "-"
         peer = speed.get((r["set"], r["rate"], "llmlingua"), r["tokens_per_s"])
+        full = accuracy[kind + "/full"]
+        compressed = accuracy[f"{kind}/{r['rate']}/{r['side']}"]
         cells = [r["set"], f"{r['rate']}", r["side"], f"{r['tokens_per_s']:.0f}", f"{r['tokens_per_s'] / peer:.2f}x",
-                 f"{r['ratio']:.3f}", numbers, gold,
-                 f"{accuracy[f'{kind}/full']} -> {accuracy[f'{kind}/{r['rate']}/{r['side']}']}"]
+                 f"{r['ratio']:.3f}", numbers, gold, f"{full} -> {compressed}"]
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     Console().print(table)

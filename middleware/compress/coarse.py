@@ -66,20 +66,30 @@ class CoarseChoice:
 
 
 def choose_passages(
-    tokens: Sequence[int], relevance: Sequence[float], budget: int, *, factor: float, reorder: bool
+    tokens: Sequence[int],
+    relevance: Sequence[float],
+    budget: int,
+    *,
+    factor: float,
+    reorder: bool,
+    required: Sequence[int] = (),
 ) -> CoarseChoice:
     """Keep passages, most relevant first, until their tokens reach `budget * factor` (at least one).
 
+    `required` passages (holding code, JSON or other spans that must stay) are kept whatever their rank.
     `reorder` renders the kept ones by relevance; otherwise in their original order.
     """
     order = sorted(range(len(tokens)), key=lambda i: -relevance[i])
-    kept: list[int] = []
-    total = 0
+    kept: list[int] = list(required)
+    total = sum(tokens[i] for i in kept)
     for index in order:
+        if index in kept:
+            continue
         if kept and total >= budget * factor:
             break
         kept.append(index)
         total += tokens[index]
+    kept.sort(key=lambda i: -relevance[i])
     dropped = [i for i in range(len(tokens)) if i not in set(kept)]
     return CoarseChoice(kept if reorder else sorted(kept), dropped, list(relevance))
 

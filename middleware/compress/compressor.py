@@ -93,6 +93,18 @@ class Compressor:
         )
         return await self.compress(document, options)
 
+    async def compress_messages(
+        self, messages: Sequence[dict[str, Any]], options: CompressOptions
+    ) -> CompressionResult:
+        """Chat messages: long context is compressed; the system prompt and the last user question stay
+        (unless `compress_system` / `compress_question`). `result.messages` holds the new messages."""
+        from .messages import from_messages
+
+        document, found = from_messages(messages, options, self.count_tokens)
+        if options.mode == "question_aware" and not options.question and found:
+            options = options.model_copy(update={"question": found})
+        return await self.compress(document, options)
+
     async def compress(self, document: Document, options: CompressOptions) -> CompressionResult:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -103,7 +115,7 @@ class Compressor:
         if mode == "question_aware" and not question:
             raise CompressInputError("question_aware mode needs a question", param="question")
         original = document.render()
-        original_tokens = self.count_tokens(original)
+        original_tokens = self._count_output(original, document.messages)
         target = options.target_for(original_tokens)
         notes: list[str] = []
         works = [_Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
@@ -112,7 +124,15 @@ class Compressor:
         timings["segment"] = _lap(clock)
 
         if target >= original_tokens:
-            return self._unchanged(document, original, original_tokens, target, mode, timings)
+            return self._unchanged(
+                document, original, original_tokens, target, mode, timings,
+                "the input is already within the target; nothing was removed",
+            )
+        if all(w.segment.rate == 1.0 for w in works):
+            return self._unchanged(
+                document, original, original_tokens, target, mode, timings,
+                "nothing to compress: every part is kept verbatim (system prompt, question, short messages)",
+            )
 
         fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
         regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
@@ -151,6 +171,7 @@ class Compressor:
                 context_budget,
                 factor=options.coarse_factor or (1.2 if mode == "question_aware" else 1.5),
                 reorder=reorder,
+                required=[i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)],
             )
             dropped = [passages[i] for i in choice.dropped]
             kept_order = choice.kept
@@ -260,7 +281,7 @@ class Compressor:
             texts[index] = render(work.segment.text, work.units, work.mask)
         separators = _separators(works, order)
         if document.messages is None:
-            return "".join(texts[i] + separators[i] for i in order), None
+            return _join([texts[i] + separators[i] for i in order]), None
         contents: dict[int, list[str]] = {}
         for i in order:
             message = works[i].segment.message
@@ -269,7 +290,7 @@ class Compressor:
         messages = []
         for index, message in enumerate(document.messages):
             if index in contents:
-                messages.append({**message, "content": "".join(contents[index]).strip()})
+                messages.append({**message, "content": _join(contents[index]).strip()})
             else:
                 messages.append(dict(message))
         return "\n".join(str(m["content"]) for m in messages), messages
@@ -287,6 +308,7 @@ class Compressor:
         target: int,
         mode: str,
         timings: dict[str, float],
+        note: str,
     ) -> CompressionResult:
         return CompressionResult(
             text=original if document.messages is None else "\n".join(str(m["content"]) for m in document.messages),
@@ -297,7 +319,7 @@ class Compressor:
             pieces=[Piece(original, True)],
             mode=mode,
             timings=timings,
-            notes=["the input is already within the target; nothing was removed"],
+            notes=[note],
         )
 
 
@@ -360,10 +382,21 @@ def _separators(works: list[_Work], order: list[int]) -> dict[int, str]:
     for n, position in enumerate(kept_positions):
         separator = works[position].segment.separator
         following = kept_positions[n + 1] if n + 1 < len(kept_positions) else len(works)
-        if following > position + 1:  # segments were dropped after this one
-            separator = works[following - 1].segment.separator
+        if following > position + 1:  # segments were dropped after this one: keep the widest break
+            dropped_run = [works[k].segment.separator for k in range(position, following)]
+            separator = max(dropped_run, key=lambda sep: (sep.count("\n"), len(sep)))
         by_position[position] = separator
     return {index: by_position[position] for position, index in zip(kept_positions, order, strict=True)}
+
+
+def _join(pieces: list[str]) -> str:
+    """Segments joined; a space goes between two that would otherwise glue two words together."""
+    out: list[str] = []
+    for piece in pieces:
+        if out and out[-1] and piece and out[-1][-1].isalnum() and piece[0].isalnum():
+            out.append(" ")
+        out.append(piece)
+    return "".join(out)
 
 
 def _pieces(works: list[_Work], dropped: list[_Work]) -> list[Piece]:

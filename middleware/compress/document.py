@@ -65,10 +65,17 @@ def passages_of(text: str, *, start: int = 0, min_chars: int = 1) -> list[Segmen
     return segments
 
 
+_FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
+
+
 def _split_keeping(text: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    """(piece, separator) pairs; never cuts inside a fenced code block."""
+    fences = [m.span() for m in _FENCED.finditer(text)]
     pieces: list[tuple[str, str]] = []
     at = 0
     for match in pattern.finditer(text):
+        if any(start < match.start() < end for start, end in fences):
+            continue
         pieces.append((text[at : match.start()], match.group()))
         at = match.end()
     pieces.append((text[at:], ""))

@@ -119,7 +119,7 @@ _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|-?\d[\d.eE+-]*|true|fals
 
 
 def json_structure(text: str, start: int, end: int) -> list[tuple[int, int, SpanKind]]:
-    """Pieces of the JSON value text[start:end] to protect: punctuation, keys, literals and numbers are
+    """Pieces of the JSON value text[start:end] to protect: punctuation, keys, numbers and literals are
     kept; a string value keeps its quotes while the words inside may be pruned."""
     pieces: list[tuple[int, int, SpanKind]] = []
     for match in _JSON_TOKEN.finditer(text, start, end):
@@ -133,9 +133,7 @@ def json_structure(text: str, start: int, end: int) -> list[tuple[int, int, Span
             else:
                 pieces.append((match.start(), match.start() + 1, "json"))
                 pieces.append((match.end() - 1, match.end(), "json"))
-        elif token[0].isdigit() or token[0] == "-":
-            pieces.append((match.start(), match.end(), "number"))
-        else:
+        else:  # punctuation, numbers and literals: dropping one would break the JSON
             pieces.append((match.start(), match.end(), "json"))
     return pieces
 

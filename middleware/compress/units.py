@@ -12,6 +12,7 @@ import numpy as np
 
 from .spans import Span, protected_spans
 
+ATOMIC_KINDS = frozenset({"number", "url", "email", "id"})
 _WORD = re.compile(r"[ \t]*(?:\w+(?:['’]\w+)*|[^\w\s]+)|[ \t]+(?=\n|$)")
 _BREAK = re.compile(r"[ \t]*\n\s*")
 
@@ -63,17 +64,26 @@ def _plain_units(text: str, start: int, end: int, out: list[Unit]) -> None:
 
 
 def assign_tokens(units: list[Unit], starts: np.ndarray, scores: np.ndarray | None) -> None:
-    """Set each unit's token count (and mean score) from tokens starting at `starts` (chars, sorted)."""
+    """Set each unit's token count and score from the tokens starting at `starts` (chars, sorted)."""
     if not units:
         return
     bounds = np.asarray([u.start for u in units], dtype=np.int64)
     owner = np.clip(np.searchsorted(bounds, starts, side="right") - 1, 0, len(units) - 1)
     counts = np.bincount(owner, minlength=len(units))
-    sums = np.bincount(owner, weights=scores, minlength=len(units)) if scores is not None else None
+    if scores is None:
+        for index, unit in enumerate(units):
+            unit.tokens = int(counts[index])
+        return
+    sums = np.bincount(owner, weights=scores, minlength=len(units))
+    peaks = np.full(len(units), -np.inf)
+    np.maximum.at(peaks, owner, scores)
     for index, unit in enumerate(units):
         unit.tokens = int(counts[index])
-        if sums is not None and counts[index]:
-            unit.score = float(sums[index] / counts[index])
+        if counts[index]:
+            # a word is worth its mean surprise per token; a number, URL or ID its most surprising
+            # token, since its later digits are predictable but cutting them would corrupt it
+            atomic = unit.kind in ATOMIC_KINDS
+            unit.score = float(peaks[index] if atomic else sums[index] / counts[index])
 
 
 def _glues(before: str, after: str) -> bool:
