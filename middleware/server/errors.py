@@ -97,6 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
 
+    @app.exception_handler(ValueError)  # bad input found by a stage: a 400 on a connection that stays up
+    async def _value(_: Request, error: ValueError) -> JSONResponse:
+        return from_exception(error).response()
+
     @app.exception_handler(Exception)
     async def _any(_: Request, error: Exception) -> JSONResponse:
         return from_exception(error).response()
