@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
 EVAL = Path(os.environ.get("PROMPTFOLD_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
 if not EVAL.is_dir():
@@ -159,7 +159,9 @@ class Ours:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gsm8k-questions", type=int, default=24)
     parser.add_argument("--nq-rows", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3, help="gsm8k: timed compressions per side and rate")
@@ -177,9 +179,18 @@ def main() -> None:
     count = ours.compressor.count_tokens
     theirs = Llmlingua(args.venv, model)
     sides = {"promptfold": ours, "llmlingua": theirs}
-    ours.compress({"context": ["warm up the model", "and the ranker"], "instruction": "", "question": "q?",
-                   "rate": 0.5, "mode": "question_aware"})
-    theirs.compress({"context": ["warm up the model"], "instruction": "", "question": "", "rate": 0.5, "mode": "plain"})
+    ours.compress(
+        {
+            "context": ["warm up the model", "and the ranker"],
+            "instruction": "",
+            "question": "q?",
+            "rate": 0.5,
+            "mode": "question_aware",
+        }
+    )
+    theirs.compress(
+        {"context": ["warm up the model"], "instruction": "", "question": "", "rate": 0.5, "mode": "plain"}
+    )
 
     rows: list[dict] = []
     outputs: dict[str, dict] = {}
@@ -198,7 +209,13 @@ def main() -> None:
     prefix_tokens = count(prefix)
     questions = read_jsonl(EVAL / "gsm8k" / "dev.jsonl", args.gsm8k_questions)
     for rate in rates:
-        task = {"context": demos, "instruction": GSM8K_INSTRUCTION, "question": "", "rate": rate, "mode": "plain"}
+        task = {
+            "context": demos,
+            "instruction": GSM8K_INSTRUCTION,
+            "question": "",
+            "rate": rate,
+            "mode": "plain",
+        }
         timings: dict[str, list[float]] = {name: [] for name in sides}
         texts: dict[str, str] = {}
         for _ in range(args.repeats):
@@ -208,22 +225,37 @@ def main() -> None:
         for name, text in texts.items():
             intact, total = numbers_check(prefix, text)
             outputs[f"gsm8k/{rate}/{name}"] = {"text": text}
-            rows.append({
-                "set": "gsm8k 8-shot (plain)", "rate": rate, "side": name,
-                "tokens_per_s": prefix_tokens / statistics.median(timings[name]),
-                "seconds": statistics.median(timings[name]),
-                "ratio": count(text) / prefix_tokens,
-                "numbers": (intact, total), "prefix": text,
-            })
-            print(f"gsm8k rate {rate} {name}: {rows[-1]['ratio']:.3f} in {rows[-1]['seconds']:.1f}s", flush=True)
+            rows.append(
+                {
+                    "set": "gsm8k 8-shot (plain)",
+                    "rate": rate,
+                    "side": name,
+                    "tokens_per_s": prefix_tokens / statistics.median(timings[name]),
+                    "seconds": statistics.median(timings[name]),
+                    "ratio": count(text) / prefix_tokens,
+                    "numbers": (intact, total),
+                    "prefix": text,
+                }
+            )
+            print(
+                f"gsm8k rate {rate} {name}: {rows[-1]['ratio']:.3f} in {rows[-1]['seconds']:.1f}s", flush=True
+            )
 
     # nq: question-aware, per row
     nq = read_jsonl(EVAL / "nq_multidoc20_synth" / "dev.jsonl", args.nq_rows)
     for rate in rates:
-        acc: dict[str, dict] = {name: {"tokens": 0, "seconds": 0.0, "out": 0, "gold": 0, "prompts": []} for name in sides}
+        acc: dict[str, dict] = {
+            name: {"tokens": 0, "seconds": 0.0, "out": 0, "gold": 0, "prompts": []} for name in sides
+        }
         for row in nq:
-            task = {"context": nq_docs(row), "instruction": NQ_INSTRUCTION, "question": nq_question(row),
-                    "rate": rate, "mode": "question_aware", "context_separator": "\n"}
+            task = {
+                "context": nq_docs(row),
+                "instruction": NQ_INSTRUCTION,
+                "question": nq_question(row),
+                "rate": rate,
+                "mode": "question_aware",
+                "context_separator": "\n",
+            }
             original = NQ_INSTRUCTION + "\n\n" + "\n".join(task["context"]) + "\n\n" + task["question"]
             tokens = count(original)
             for name, (text, seconds) in run_both(task).items():
@@ -235,11 +267,18 @@ def main() -> None:
                 a["prompts"].append(text)
         for name, a in acc.items():
             outputs[f"nq/{rate}/{name}"] = {"prompts": a["prompts"]}
-            rows.append({
-                "set": "nq_multidoc20_synth (question-aware)", "rate": rate, "side": name,
-                "tokens_per_s": a["tokens"] / a["seconds"], "seconds": a["seconds"] / len(nq),
-                "ratio": a["out"] / a["tokens"], "gold": (a["gold"], len(nq)), "prompts": a["prompts"],
-            })
+            rows.append(
+                {
+                    "set": "nq_multidoc20_synth (question-aware)",
+                    "rate": rate,
+                    "side": name,
+                    "tokens_per_s": a["tokens"] / a["seconds"],
+                    "seconds": a["seconds"] / len(nq),
+                    "ratio": a["out"] / a["tokens"],
+                    "gold": (a["gold"], len(nq)),
+                    "prompts": a["prompts"],
+                }
+            )
             print(f"nq rate {rate} {name}: {rows[-1]['ratio']:.3f} gold {a['gold']}/{len(nq)}", flush=True)
     theirs.close()
 
@@ -247,8 +286,15 @@ def main() -> None:
     accuracy = asyncio.run(end_task(rows, prefix, questions, nq))
     write_table(rows, accuracy, args, len(questions), len(nq), prefix_tokens)
     Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.raw).write_text(json.dumps({"rows": [{k: v for k, v in r.items() if k not in ("prompts",)} for r in rows],
-                                          "accuracy": accuracy}, indent=1))
+    Path(args.raw).write_text(
+        json.dumps(
+            {
+                "rows": [{k: v for k, v in r.items() if k not in ("prompts",)} for r in rows],
+                "accuracy": accuracy,
+            },
+            indent=1,
+        )
+    )
 
 
 async def end_task(rows: list[dict], prefix: str, questions: list[dict], nq: list[dict]) -> dict[str, str]:
@@ -259,10 +305,16 @@ async def end_task(rows: list[dict], prefix: str, questions: list[dict], nq: lis
     out: dict[str, str] = {}
 
     async def gsm8k(prefix_text: str) -> str:
-        prompts = [Prompt.from_messages([{"role": "user", "content": prefix_text + "\n\nQuestion: " + q["question"]}])
-                   for q in questions]
+        prompts = [
+            Prompt.from_messages(
+                [{"role": "user", "content": prefix_text + "\n\nQuestion: " + q["question"]}]
+            )
+            for q in questions
+        ]
         answers = await backend.generate(prompts, SamplingParams(temperature=0, max_tokens=200))
-        right = sum(gsm8k_correct(a.text, q["final_answer_numeric"]) for a, q in zip(answers, questions, strict=True))
+        right = sum(
+            gsm8k_correct(a.text, q["final_answer_numeric"]) for a, q in zip(answers, questions, strict=True)
+        )
         return f"{right}/{len(questions)}"
 
     async def qa(prompts_text: list[str]) -> str:
@@ -282,11 +334,28 @@ async def end_task(rows: list[dict], prefix: str, questions: list[dict], nq: lis
     return out
 
 
-def write_table(rows: list[dict], accuracy: dict[str, str], args: argparse.Namespace, n_gsm: int, n_nq: int,
-                prefix_tokens: int) -> None:
-    table = Table(title="prompt compression: promptfold vs llmlingua 0.2.2 (SmolLM2-135M-Instruct scorer, CPU)")
-    headers = ["set", "rate", "compressor", "tokens/s", "speed-up", "achieved ratio", "numbers intact",
-               "gold answer present", "end-task accuracy (full -> compressed)"]
+def write_table(
+    rows: list[dict],
+    accuracy: dict[str, str],
+    args: argparse.Namespace,
+    n_gsm: int,
+    n_nq: int,
+    prefix_tokens: int,
+) -> None:
+    table = Table(
+        title="prompt compression: promptfold vs llmlingua 0.2.2 (SmolLM2-135M-Instruct scorer, CPU)"
+    )
+    headers = [
+        "set",
+        "rate",
+        "compressor",
+        "tokens/s",
+        "speed-up",
+        "achieved ratio",
+        "numbers intact",
+        "gold answer present",
+        "end-task accuracy (full -> compressed)",
+    ]
     for header in headers:
         table.add_column(header)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -298,8 +367,17 @@ def write_table(rows: list[dict], accuracy: dict[str, str], args: argparse.Names
         peer = speed.get((r["set"], r["rate"], "llmlingua"), r["tokens_per_s"])
         full = accuracy[kind + "/full"]
         compressed = accuracy[f"{kind}/{r['rate']}/{r['side']}"]
-        cells = [r["set"], f"{r['rate']}", r["side"], f"{r['tokens_per_s']:.0f}", f"{r['tokens_per_s'] / peer:.2f}x",
-                 f"{r['ratio']:.3f}", numbers, gold, f"{full} -> {compressed}"]
+        cells = [
+            r["set"],
+            f"{r['rate']}",
+            r["side"],
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['tokens_per_s'] / peer:.2f}x",
+            f"{r['ratio']:.3f}",
+            numbers,
+            gold,
+            f"{full} -> {compressed}",
+        ]
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     Console().print(table)
@@ -312,7 +390,7 @@ def write_table(rows: list[dict], accuracy: dict[str, str], args: argparse.Names
         "",
         *lines,
         "",
-        f"- Scorer model on both sides: SmolLM2-135M-Instruct from the same converted folder; promptfold in bf16 "
+        "- Scorer model on both sides: SmolLM2-135M-Instruct from the same converted folder; promptfold in bf16 "
         "in-process, llmlingua 0.2.2 with transformers 4.47.1 in its own venv at its CPU default (fp32).",
         f"- gsm8k: the instruction + 8-shot CoT prefix ({prefix_tokens} SmolLM2 tokens) compressed "
         f"{args.repeats}x per side and rate (median time); ratio on that prefix; the question is appended after "

@@ -91,7 +91,11 @@ def test_every_number_left_is_intact_and_words_are_never_cut(compressor: Compres
     assert set(NUMBER.findall(result.text)) <= original_numbers
     original_words = set(re.findall(r"\w+", REPORT))
     assert set(re.findall(r"\w+", result.text)) <= original_words
-    for part, whole in (("https://", "https://example.com/reports/q3?id=42"), ("ABC", "ABC-123"), ("3.5", "3.5 kg")):
+    for part, whole in (
+        ("https://", "https://example.com/reports/q3?id=42"),
+        ("ABC", "ABC-123"),
+        ("3.5", "3.5 kg"),
+    ):
         assert part not in result.text or whole in result.text
 
 
@@ -129,7 +133,9 @@ PASSAGES = [
 def test_question_aware_mode_keeps_the_passage_with_the_answer(compressor: Compressor) -> None:
     question = "Who designed the Eiffel Tower?"
     options = CompressOptions(rate=0.4, question=question)
-    result = run(compressor.compress_parts(PASSAGES, options, question=f"Question: {question}", context_separator="\n"))
+    result = run(
+        compressor.compress_parts(PASSAGES, options, question=f"Question: {question}", context_separator="\n")
+    )
     assert result.mode == "question_aware"
     assert result.passage_order[0] == 1  # the relevant passage comes first
     assert "Gustave Eiffel" in result.text

@@ -55,7 +55,10 @@ def test_the_openai_client_asks_for_compression_with_extra_body(client: openai.O
 def test_a_bad_rate_is_a_400_naming_the_parameter(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model="default", messages=CHAT, max_tokens=1, extra_body={"promptfold": {"compress": {"rate": 1.5}}}  # type: ignore[arg-type]
+            model="default",
+            messages=CHAT,
+            max_tokens=1,
+            extra_body={"promptfold": {"compress": {"rate": 1.5}}},  # type: ignore[arg-type]
         )
     assert caught.value.body["param"] == "promptfold.compress.rate"  # type: ignore[index]
 
@@ -63,7 +66,10 @@ def test_a_bad_rate_is_a_400_naming_the_parameter(client: openai.OpenAI) -> None
 def test_an_unknown_compress_option_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(
-            model="default", prompt=REPORT, max_tokens=1, extra_body={"promptfold": {"compress": {"ratio": 0.4}}}
+            model="default",
+            prompt=REPORT,
+            max_tokens=1,
+            extra_body={"promptfold": {"compress": {"ratio": 0.4}}},
         )
     assert caught.value.body["param"] == "promptfold.compress.ratio"  # type: ignore[index]
 

@@ -71,7 +71,9 @@ def test_keep_and_compress_tags_become_regions_without_the_tags() -> None:
     ]
 
 
-@pytest.mark.parametrize("bad", ["<compress rate=1.5>x</compress>", "<compress rate=abc>x</compress>", "<keep>x"])
+@pytest.mark.parametrize(
+    "bad", ["<compress rate=1.5>x</compress>", "<compress rate=abc>x</compress>", "<keep>x"]
+)
 def test_bad_markup_is_an_error(bad: str) -> None:
     with pytest.raises(MarkupError):
         split_markup(bad)

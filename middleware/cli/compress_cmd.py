@@ -53,11 +53,17 @@ def register(commands: Any) -> None:
     parser.add_argument("--rate", type=_rate, help="compressed / original tokens, in (0, 1] (default: 0.5)")
     parser.add_argument("--target-tokens", type=_positive, help="tokens wanted (wins over --rate)")
     parser.add_argument("--question", help="keep what answers this question (question-aware mode)")
-    parser.add_argument("--mode", choices=["plain", "question_aware"], help="default: question_aware with --question")
+    parser.add_argument(
+        "--mode", choices=["plain", "question_aware"], help="default: question_aware with --question"
+    )
     parser.add_argument("--instruction", help="text kept verbatim before the compressed text")
     parser.add_argument("--model", help="scoring model: alias or HF folder (default: the packaged SmolLM2)")
-    parser.add_argument("--json", action="store_true", help="print a JSON object: text, tokens, ratio, timings")
-    parser.add_argument("--annotate", action="store_true", help="show the original with dropped runs as [-...-]")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON object: text, tokens, ratio, timings"
+    )
+    parser.add_argument(
+        "--annotate", action="store_true", help="show the original with dropped runs as [-...-]"
+    )
     parser.set_defaults(run=run)
 
 

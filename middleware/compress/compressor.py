@@ -26,7 +26,7 @@ import numpy as np
 
 from . import fine
 from .coarse import EmbeddingRanker, PassageRanker, choose_passages, dynamic_budgets
-from .document import Document, Segment, from_parts, from_text
+from .document import Document, Segment, from_parts
 from .options import CompressInputError, CompressOptions
 from .result import CompressionResult, Piece
 from .scorer import Scorer, ScoreRequest
@@ -125,12 +125,22 @@ class Compressor:
 
         if target >= original_tokens:
             return self._unchanged(
-                document, original, original_tokens, target, mode, timings,
+                document,
+                original,
+                original_tokens,
+                target,
+                mode,
+                timings,
                 "the input is already within the target; nothing was removed",
             )
         if all(w.segment.rate == 1.0 for w in works):
             return self._unchanged(
-                document, original, original_tokens, target, mode, timings,
+                document,
+                original,
+                original_tokens,
+                target,
+                mode,
+                timings,
                 "nothing to compress: every part is kept verbatim (system prompt, question, short messages)",
             )
 
@@ -152,7 +162,9 @@ class Compressor:
         dropped: list[_Work] = []
         coarse = options.coarse and len(passages) >= 2
         if mode == "question_aware" and len(passages) >= 2:
-            relevance = await asyncio.to_thread(self.ranker.rank, question, [w.segment.text for w in passages])
+            relevance = await asyncio.to_thread(
+                self.ranker.rank, question, [w.segment.text for w in passages]
+            )
             timings["rank"] = _lap(clock)
             clock = time.perf_counter()
         to_score = passages + regions
@@ -171,7 +183,9 @@ class Compressor:
                 context_budget,
                 factor=options.coarse_factor or (1.2 if mode == "question_aware" else 1.5),
                 reorder=reorder,
-                required=[i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)],
+                required=[
+                    i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)
+                ],
             )
             dropped = [passages[i] for i in choice.dropped]
             kept_order = choice.kept
@@ -186,7 +200,9 @@ class Compressor:
             timings["score"] = _lap(clock)
             clock = time.perf_counter()
 
-        pools: list[tuple[list[_Work], int]] = [([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions]
+        pools: list[tuple[list[_Work], int]] = [
+            ([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions
+        ]
         if mode == "question_aware" and kept:
             by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
             shares = dynamic_budgets([w.tokens for w in by_rank], context_budget, options.dynamic_ratio)
@@ -287,12 +303,12 @@ class Compressor:
             message = works[i].segment.message
             if message is not None:
                 contents.setdefault(message, []).append(texts[i] + separators[i])
-        messages = []
-        for index, message in enumerate(document.messages):
+        messages: list[dict[str, Any]] = []
+        for index, original in enumerate(document.messages):
             if index in contents:
-                messages.append({**message, "content": _join(contents[index]).strip()})
+                messages.append({**original, "content": _join(contents[index]).strip()})
             else:
-                messages.append(dict(message))
+                messages.append(dict(original))
         return "\n".join(str(m["content"]) for m in messages), messages
 
     def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
@@ -311,7 +327,9 @@ class Compressor:
         note: str,
     ) -> CompressionResult:
         return CompressionResult(
-            text=original if document.messages is None else "\n".join(str(m["content"]) for m in document.messages),
+            text=original
+            if document.messages is None
+            else "\n".join(str(m["content"]) for m in document.messages),
             original_tokens=tokens,
             compressed_tokens=tokens,
             target_tokens=target,
@@ -347,7 +365,9 @@ def _windows(text: str) -> list[tuple[int, int]]:
     while at < len(text):
         end = min(len(text), at + WINDOW_CHARS)
         if end < len(text):
-            cut = max(text.rfind(" ", at + WINDOW_CHARS // 2, end), text.rfind("\n", at + WINDOW_CHARS // 2, end))
+            cut = max(
+                text.rfind(" ", at + WINDOW_CHARS // 2, end), text.rfind("\n", at + WINDOW_CHARS // 2, end)
+            )
             end = cut if cut > at else end
         windows.append((at, end))
         at = end
@@ -365,7 +385,9 @@ def _text_before(works: list[_Work], work: _Work) -> str:
     return "".join(pieces)[-CONTEXT_CHARS:]
 
 
-def _render_order(works: list[_Work], passages: list[_Work], kept_order: list[int], dropped: list[_Work]) -> list[int]:
+def _render_order(
+    works: list[_Work], passages: list[_Work], kept_order: list[int], dropped: list[_Work]
+) -> list[int]:
     """Indices into `works` in output order: kept passages take the kept passage slots in `kept_order`."""
     slots = [i for i, w in enumerate(works) if w in passages and w not in dropped]
     slots_sorted = sorted(slots)

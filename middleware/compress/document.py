@@ -56,7 +56,7 @@ def passages_of(text: str, *, start: int = 0, min_chars: int = 1) -> list[Segmen
             break
     else:
         pieces = [(text, "")]
-    segments = []
+    segments: list[Segment] = []
     for body, separator in pieces:
         if len(body) < min_chars and segments:
             segments[-1].separator += body + separator
@@ -93,7 +93,9 @@ def from_text(text: str) -> Document:
         if region.rate is not None:
             segments.append(Segment(region.text, "context", rate=region.rate))
         else:
-            segments.extend(passages_of(region.text, start=len([s for s in segments if s.passage is not None])))
+            segments.extend(
+                passages_of(region.text, start=len([s for s in segments if s.passage is not None]))
+            )
     return Document(segments)
 
 

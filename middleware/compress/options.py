@@ -16,13 +16,20 @@ class CompressOptions(BaseModel):
     rate: float | None = Field(
         None, gt=0, le=1, description="compressed / original tokens wanted, in (0, 1] (default 0.5)"
     )
-    target_tokens: int | None = Field(None, gt=0, description="tokens wanted after compression (wins over rate)")
+    target_tokens: int | None = Field(
+        None, gt=0, description="tokens wanted after compression (wins over rate)"
+    )
     question: str | None = Field(None, description="the question the context must still answer")
-    mode: Mode | None = Field(None, description="plain | question_aware (default: question_aware with a question)")
+    mode: Mode | None = Field(
+        None, description="plain | question_aware (default: question_aware with a question)"
+    )
     instruction: str | None = Field(None, description="text kept verbatim before the context")
     coarse: bool = Field(True, description="drop whole passages/demonstrations before pruning tokens")
     coarse_factor: float | None = Field(
-        None, ge=1, le=4, description="coarse keeps passages up to this x the budget (1.5; 1.2 question_aware)"
+        None,
+        ge=1,
+        le=4,
+        description="coarse keeps passages up to this x the budget (1.5; 1.2 question_aware)",
     )
     reorder: bool | None = Field(None, description="put the most relevant passages first (question_aware)")
     dynamic_ratio: float = Field(0.4, ge=0, le=1, description="spread of per-passage rates by relevance")
@@ -66,7 +73,9 @@ class CompressInputError(ValueError):
         self.param = param
 
 
-def parse_options(raw: dict[str, Any] | bool | None, defaults: dict[str, Any] | None = None) -> CompressOptions | None:
+def parse_options(
+    raw: dict[str, Any] | bool | None, defaults: dict[str, Any] | None = None
+) -> CompressOptions | None:
     """Options from a request's `compress` value merged over server defaults; None when not asked for.
 
     `true` means "compress with the defaults"; `false` or nothing (and no defaults) means off.

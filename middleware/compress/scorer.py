@@ -116,7 +116,9 @@ class LocalScorer:
             rows.append((prefix_ids, ids, spans))
         results: list[TokenScores | None] = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-        for group in _pack(order, [len(rows[i][0]) + len(rows[i][1]) for i in range(len(rows))], self.max_batch_tokens):
+        for group in _pack(
+            order, [len(rows[i][0]) + len(rows[i][1]) for i in range(len(rows))], self.max_batch_tokens
+        ):
             nll = self._forward([(rows[i][0], rows[i][1]) for i in group])
             for i, values in zip(group, nll, strict=True):
                 results[i] = TokenScores(rows[i][1], rows[i][2], values)
@@ -130,7 +132,8 @@ class LocalScorer:
         width = max(len(p) + len(t) for p, t in rows)
         ids = np.full((len(rows), width), loaded.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
-        where_rows, where_cols = [], []
+        where_rows: list[int] = []
+        where_cols: list[int] = []
         for r, (prefix, text) in enumerate(rows):
             n = len(prefix) + len(text)
             ids[r, : len(prefix)] = prefix
@@ -199,7 +202,9 @@ class BackendScorer:
         if not backend.capabilities.prompt_logprobs:
             from backend import UnsupportedRequest
 
-            raise UnsupportedRequest(f"the {backend.name} backend cannot return prompt logprobs to score with")
+            raise UnsupportedRequest(
+                f"the {backend.name} backend cannot return prompt logprobs to score with"
+            )
         self.backend = backend
         self._piece_ids: dict[str, list[int]] = {}
 
@@ -225,7 +230,7 @@ class BackendScorer:
             ids, spans = self.tokenize_with_spans(request.text)
             rows.append((prefix_ids, ids, spans))
         scored = [r for r in rows if len(r[1])]
-        generations = []
+        generations: list[Any] = []
         if scored:
             # One call per distinct prefix length: logprob_start is per call in the Backend seam.
             by_start: dict[int, list[int]] = {}
@@ -234,7 +239,10 @@ class BackendScorer:
             generations = [None] * len(scored)
             calls = [
                 self.backend.generate(
-                    [Prompt.from_token_ids(np.concatenate([scored[i][0], scored[i][1]])) for i in group],
+                    [
+                        Prompt.from_token_ids(np.concatenate([scored[i][0], scored[i][1]]).tolist())
+                        for i in group
+                    ],
                     SamplingParams(temperature=0.0, max_tokens=0),
                     prompt_logprobs=True,
                     logprob_start=start,

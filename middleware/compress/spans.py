@@ -38,7 +38,9 @@ _FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _ROLE = re.compile(r"(?im)^[ \t]*(?:system|user|assistant|human|ai|tool|developer)[ \t]*:")
 _MARKER = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>")
-_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]|\bwww\.[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]")
+_URL = re.compile(
+    r"\b(?:https?|ftp)://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]|\bwww\.[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
+)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _UNITS = (
     r"%|‰|°[CF]?|km/h|m/s|mph|kph|km|cm|mm|nm|µm|m|mi|ft|in|yd|kg|mg|µg|g|lbs?|oz|t|ml|mL|l|L|gal|"
@@ -52,7 +54,11 @@ _NUMBER = re.compile(
     r"(?:[.,]\d+)*"  # decimals, dotted groups (1.234.567 / 3.14)
     r"(?:(?:[:/]\d+)+)?"  # 10:30 / 3/4 / 2024/01/05
     r"(?:[eE][-+]?\d+)?"
-    r"(?:(?:" + _UNITS + r")(?!\w)|\s(?:" + _SPACED_UNITS + r")(?!\w))?"  # attached unit, or a symbol one space away
+    r"(?:(?:"
+    + _UNITS
+    + r")(?!\w)|\s(?:"
+    + _SPACED_UNITS
+    + r")(?!\w))?"  # attached unit, or a symbol one space away
 )
 _ID = re.compile(
     r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*\b"  # letters and digits: ABC-123, gsm8k

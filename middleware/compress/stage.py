@@ -42,7 +42,9 @@ class CompressStage:
         except ValidationError as error:
             first = error.errors()[0]
             path = ".".join([where, *(str(p) for p in first.get("loc", ()))])
-            message = "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
+            message = (
+                "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
+            )
             raise CompressInputError(f"Invalid '{path}': {message}.", param=path) from error
 
     def compressor(self, which: str) -> Compressor:
@@ -67,7 +69,11 @@ class CompressStage:
         return lambda text: len(self.backend.tokenize(text))
 
     async def run(
-        self, options: CompressOptions, *, messages: list[dict[str, Any]] | None = None, text: str | None = None
+        self,
+        options: CompressOptions,
+        *,
+        messages: list[dict[str, Any]] | None = None,
+        text: str | None = None,
     ) -> CompressionResult:
         compressor = self.compressor(options.scorer or "local")
         if messages is not None:
@@ -84,7 +90,8 @@ class CompressStage:
             return request, StageReport.skipped(NAME, "the prompt is already embeddings")
         if request.messages is None and not isinstance(request.prompt, str):
             return request, StageReport.skipped(NAME, "token-id prompts are not compressed")
-        result = await self.run(options, messages=request.messages, text=request.prompt if request.messages is None else None)
+        text = request.prompt if request.messages is None and isinstance(request.prompt, str) else None
+        result = await self.run(options, messages=request.messages, text=text)
         report = stage_report(result, options)
         if not report.applied:
             return request, report
@@ -106,7 +113,9 @@ def stage_report(result: CompressionResult, options: CompressOptions) -> StageRe
     if result.notes:
         details["notes"] = result.notes
     if result.compressed_tokens >= result.original_tokens:
-        return StageReport.skipped(NAME, result.notes[0] if result.notes else "nothing was removed", **details)
+        return StageReport.skipped(
+            NAME, result.notes[0] if result.notes else "nothing was removed", **details
+        )
     return StageReport(
         NAME,
         applied=True,
