@@ -10,7 +10,8 @@ instruction, the question, `<keep>` regions, chat messages left alone), regions 
 and the context, which gets the rest. Plain mode ranks passages by their perplexity and prunes them
 as one pool; question-aware mode (LongLLMLingua) ranks them by relevance to the question, keeps the
 most relevant first, gives each a budget that falls with its rank, and scores its tokens with the
-question in front (contrastive or conditional). The result is re-counted with the real tokenizer and
+question in front: conditional (-log p(token | question, ...)) by default, or LongLLMLingua's
+contrastive scores, which kept fewer gold answers with SmolLM2 on dev (bench/results/compress.md). The result is re-counted with the real tokenizer and
 nudged until it lands within a few percent of the target.
 """
 
@@ -181,7 +182,7 @@ class Compressor:
                 [w.tokens for w in passages],
                 relevance,
                 context_budget,
-                factor=options.coarse_factor or (1.2 if mode == "question_aware" else 1.5),
+                factor=options.coarse_factor or (1.0 if mode == "question_aware" else 1.5),
                 reorder=reorder,
                 required=[
                     i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)
@@ -195,7 +196,7 @@ class Compressor:
             kept_order = sorted(kept_order, key=lambda i: -relevance[i])
         kept = [passages[i] for i in kept_order]
         if mode == "question_aware":
-            how = options.scores or "contrastive"
+            how = options.scores or "conditional"
             await self._score(works, kept + regions, question, how)
             timings["score"] = _lap(clock)
             clock = time.perf_counter()

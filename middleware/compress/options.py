@@ -29,12 +29,12 @@ class CompressOptions(BaseModel):
         None,
         ge=1,
         le=4,
-        description="coarse keeps passages up to this x the budget (1.5; 1.2 question_aware)",
+        description="coarse keeps passages up to this x the budget (1.5; 1.0 question_aware)",
     )
     reorder: bool | None = Field(None, description="put the most relevant passages first (question_aware)")
     dynamic_ratio: float = Field(0.4, ge=0, le=1, description="spread of per-passage rates by relevance")
     scores: Literal["self", "conditional", "contrastive"] | None = Field(
-        None, description="what fine pruning ranks words by (default: self; contrastive with a question)"
+        None, description="what fine pruning ranks words by (default: self; conditional in question_aware)"
     )
     compress_system: bool = Field(False, description="chat: compress the system prompt too")
     compress_question: bool = Field(False, description="chat: compress the last user question too")
