@@ -290,16 +290,13 @@ def main() -> None:
     # end-task accuracy on the local engine
     accuracy = asyncio.run(end_task(rows, prefix, questions, nq))
     write_table(rows, accuracy, args, len(questions), len(nq), prefix_tokens)
-    Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.raw).write_text(
-        json.dumps(
-            {
-                "rows": [{k: v for k, v in r.items() if k not in ("prompts",)} for r in rows],
-                "accuracy": accuracy,
-            },
-            indent=1,
-        )
-    )
+    save_raw(args.raw, rows, accuracy)
+
+
+def save_raw(path: str, rows: list[dict], accuracy: dict[str, str]) -> None:
+    """Everything measured so far, compressed texts included (written as the run goes)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"rows": rows, "accuracy": accuracy}, indent=1, ensure_ascii=False))
 
 
 async def end_task(rows: list[dict], prefix: str, questions: list[dict], nq: list[dict]) -> dict[str, str]:
