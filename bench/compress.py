@@ -35,9 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-EVAL = Path(os.environ.get("PROMPTFOLD_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
-if not EVAL.is_dir():
-    EVAL = Path("/work/shared/eval")
+_ROOT = Path(__file__).resolve().parents[1]
+_EVAL_CANDIDATES = [_ROOT / "shared" / "eval", _ROOT.parent / "shared" / "eval", Path("/work/shared/eval")]
+EVAL = Path(
+    os.environ.get("PROMPTFOLD_EVAL_DIR")
+    or next((p for p in _EVAL_CANDIDATES if p.is_dir()), _EVAL_CANDIDATES[-1])
+)
 GSM8K_INSTRUCTION = "Please reference the following examples to answer the math question,"
 NQ_INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
