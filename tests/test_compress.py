@@ -178,3 +178,12 @@ def test_empty_input_and_a_missing_question_are_errors(compressor: Compressor) -
 def test_a_rate_outside_zero_one_is_rejected(rate: float) -> None:
     with pytest.raises(ValueError, match="rate"):
         CompressOptions(rate=rate)
+
+
+def test_the_sdk_call_takes_text_or_messages(compressor: Compressor) -> None:
+    from middleware.compress import compress
+
+    result = compress(REPORT, rate=0.5, compressor=compressor)
+    assert abs(result.ratio - 0.5) <= 0.05
+    chat = compress([{"role": "user", "content": REPORT + "\n\nWhat grew?"}], rate=0.5, compressor=compressor)
+    assert chat.messages is not None and chat.messages[0]["content"].endswith("What grew?")

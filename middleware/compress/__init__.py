@@ -1,8 +1,8 @@
 """Input compression: LLMLingua / LongLLMLingua-style token pruning that keeps numbers, code, JSON,
 URLs and IDs intact and lands on the requested ratio.
 
-    from middleware.compress import Compressor, CompressOptions, LocalScorer
-    result = asyncio.run(Compressor(LocalScorer()).compress_text(text, CompressOptions(rate=0.4)))
+    from middleware.compress import compress
+    result = compress(text, rate=0.4)                       # or question="...", target_tokens=300
     print(result.text, result.ratio, result.annotated())
 
 Modules: scorer (who rates tokens), spans (what is protected), units (what is kept or dropped whole),
@@ -10,6 +10,7 @@ document (segments and roles), coarse (passage ranking and dropping), fine (toke
 compressor (the orchestration), messages (chat requests), stage / routes (the proxy), result.
 """
 
+from .api import acompress, compress, default_compressor
 from .coarse import EmbeddingRanker, PassageRanker, PerplexityRanker
 from .compressor import Compressor
 from .options import CompressInputError, CompressOptions
@@ -30,4 +31,7 @@ __all__ = [
     "ScoreRequest",
     "Scorer",
     "TokenScores",
+    "acompress",
+    "compress",
+    "default_compressor",
 ]

@@ -20,6 +20,7 @@ from backend import Backend, UnsupportedRequest
 from ..config import Settings
 from ..pipeline import Context, Request
 from ..report import StageReport
+from .coarse import PassageRanker
 from .compressor import Compressor
 from .options import CompressInputError, CompressOptions, parse_options
 from .result import CompressionResult
@@ -30,9 +31,10 @@ NAME = "compress"
 class CompressStage:
     name = NAME
 
-    def __init__(self, backend: Backend, settings: Settings) -> None:
+    def __init__(self, backend: Backend, settings: Settings, *, ranker: PassageRanker | None = None) -> None:
         self.backend = backend
         self.settings = settings
+        self.ranker = ranker  # question-aware passage ranking; None: MiniLM cosine (EmbeddingRanker)
         self._compressors: dict[str, Compressor] = {}
 
     def options_for(self, raw: dict[str, Any] | bool | None, *, where: str) -> CompressOptions | None:
@@ -58,7 +60,9 @@ class CompressStage:
 
                 local_model = getattr(getattr(self.backend, "loaded", None), "path", None)
                 scorer = LocalScorer(str(local_model) if local_model else None, device=self.settings.device)
-            self._compressors[which] = Compressor(scorer, count_tokens=self._counter(scorer))
+            self._compressors[which] = Compressor(
+                scorer, ranker=self.ranker, count_tokens=self._counter(scorer)
+            )
         return self._compressors[which]
 
     def _counter(self, scorer: Any) -> Any:
