@@ -44,27 +44,23 @@ def main() -> None:
         task = json.loads(line)
         started = time.perf_counter()
         if task["mode"] == "question_aware":  # LongLLMLingua, as its README configures it
-            out = compressor.compress_prompt(
-                task["context"],
-                instruction=task["instruction"],
-                question=task["question"],
-                rate=task["rate"],
-                condition_in_question="after_condition",
-                reorder_context="sort",
-                dynamic_context_compression_ratio=0.3,
-                condition_compare=True,
-                context_budget="+100",
-                rank_method="longllmlingua",
-            )
+            settings = {
+                "condition_in_question": "after_condition",
+                "reorder_context": "sort",
+                "dynamic_context_compression_ratio": 0.3,
+                "condition_compare": True,
+                "context_budget": "+100",
+                "rank_method": "longllmlingua",
+            }
         else:  # LLMLingua on demonstrations, as its CoT example does
-            out = compressor.compress_prompt(
-                task["context"],
-                instruction=task["instruction"],
-                question=task["question"],
-                rate=task["rate"],
-                context_budget="*1.5",
-                iterative_size=100,
-            )
+            settings = {"context_budget": "*1.5", "iterative_size": 100}
+        out = compressor.compress_prompt(
+            task["context"],
+            instruction=task["instruction"],
+            question=task["question"],
+            rate=task["rate"],
+            **settings,
+        )
         seconds = time.perf_counter() - started
         print(json.dumps({"text": out["compressed_prompt"], "seconds": seconds}), flush=True)
 

@@ -124,26 +124,15 @@ class Compressor:
             work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
         timings["segment"] = _lap(clock)
 
+        unchanged = None
         if target >= original_tokens:
-            return self._unchanged(
-                document,
-                original,
-                original_tokens,
-                target,
-                mode,
-                timings,
-                "the input is already within the target; nothing was removed",
+            unchanged = "the input is already within the target; nothing was removed"
+        elif all(w.segment.rate == 1.0 for w in works):
+            unchanged = (
+                "nothing to compress: every part is kept verbatim (system prompt, question, short messages)"
             )
-        if all(w.segment.rate == 1.0 for w in works):
-            return self._unchanged(
-                document,
-                original,
-                original_tokens,
-                target,
-                mode,
-                timings,
-                "nothing to compress: every part is kept verbatim (system prompt, question, short messages)",
-            )
+        if unchanged:
+            return self._unchanged(document, original, original_tokens, target, mode, timings, unchanged)
 
         fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
         regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
