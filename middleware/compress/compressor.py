@@ -11,8 +11,9 @@ and the context, which gets the rest. Plain mode ranks passages by their perplex
 as one pool; question-aware mode (LongLLMLingua) ranks them by relevance to the question, keeps the
 most relevant first, gives each a budget that falls with its rank, and scores its tokens with the
 question in front: conditional (-log p(token | question, ...)) by default, or LongLLMLingua's
-contrastive scores, which kept fewer gold answers with SmolLM2 on dev (bench/results/compress.md). The result is re-counted with the real tokenizer and
-nudged until it lands within a few percent of the target.
+contrastive scores, which kept fewer gold answers with SmolLM2 on dev (bench/results/compress.md).
+The result is re-counted with the real tokenizer and nudged until it lands within a few percent of the
+target.
 """
 
 from __future__ import annotations
@@ -20,32 +21,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from . import fine
 from .coarse import EmbeddingRanker, PassageRanker, choose_passages, dynamic_budgets
-from .document import Document, Segment, from_parts
+from .document import Document, from_parts
 from .options import CompressInputError, CompressOptions
 from .result import CompressionResult, Piece
-from .scorer import Scorer, ScoreRequest
-from .units import Unit, assign_tokens, render, split_units
+from .scorer import Scorer
+from .scoring import score_units
+from .units import render, split_units
+from .work import Work, join, pieces, render_order, separators
 
-WINDOW_CHARS = 2000  # about 500 tokens: longer segments are scored as several rows of one batch
-CONTEXT_CHARS = 160  # plain mode: the text before a row that the model reads first (about 40 tokens)
 TOLERANCE = 0.03  # re-adjust until the count is within 3% of the target
-
-
-@dataclass(eq=False)
-class _Work:
-    """A segment being compressed: its units, its kept mask, and the pool it is budgeted in."""
-
-    segment: Segment
-    units: list[Unit] = field(default_factory=list)
-    mask: list[bool] = field(default_factory=list)
-    tokens: int = 0
 
 
 class Compressor:
@@ -119,7 +107,7 @@ class Compressor:
         original_tokens = self._count_output(original, document.messages)
         target = options.target_for(original_tokens)
         notes: list[str] = []
-        works = [_Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
+        works = [Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
         for work in works:
             work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
         timings["segment"] = _lap(clock)
@@ -149,7 +137,7 @@ class Compressor:
 
         clock = time.perf_counter()
         relevance: list[float] = [0.0] * len(passages)
-        dropped: list[_Work] = []
+        dropped: list[Work] = []
         coarse = options.coarse and len(passages) >= 2
         if mode == "question_aware" and len(passages) >= 2:
             relevance = await asyncio.to_thread(
@@ -159,7 +147,7 @@ class Compressor:
             clock = time.perf_counter()
         to_score = passages + regions
         if mode == "plain":
-            await self._score(works, to_score, None, "self")
+            await score_units(self.scorer, works, to_score, None, "self")
             relevance = [_mean_score(w) for w in passages]
             timings["score"] = _lap(clock)
             clock = time.perf_counter()
@@ -186,11 +174,11 @@ class Compressor:
         kept = [passages[i] for i in kept_order]
         if mode == "question_aware":
             how = options.scores or "conditional"
-            await self._score(works, kept + regions, question, how)
+            await score_units(self.scorer, works, kept + regions, question, how)
             timings["score"] = _lap(clock)
             clock = time.perf_counter()
 
-        pools: list[tuple[list[_Work], int]] = [
+        pools: list[tuple[list[Work], int]] = [
             ([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions
         ]
         if mode == "question_aware" and kept:
@@ -209,7 +197,7 @@ class Compressor:
         timings["select"] = _lap(clock)
 
         clock = time.perf_counter()
-        order = _render_order(works, passages, kept_order, dropped)
+        order = render_order(works, passages, kept_order, dropped)
         text, messages = self._render(document, works, order, dropped)
         compressed_tokens = self._count_output(text, messages)
         adjustable = [w.units for w in kept + regions]
@@ -231,7 +219,7 @@ class Compressor:
             compressed_tokens=compressed_tokens,
             target_tokens=target,
             messages=messages,
-            pieces=_pieces(works, dropped),
+            pieces=pieces(works, dropped),
             dropped_passages=sorted(w.segment.passage for w in dropped if w.segment.passage is not None),
             passage_order=[w.segment.passage for w in kept if w.segment.passage is not None],
             mode=mode,
@@ -241,62 +229,25 @@ class Compressor:
 
     # --- scoring --------------------------------------------------------------------------------------
 
-    async def _score(self, works: list[_Work], targets: list[_Work], question: str | None, how: str) -> None:
-        """Fill unit token counts and scores of `targets`, all rows in one scorer call."""
-        requests: list[ScoreRequest] = []
-        plan: list[tuple[_Work, int, int]] = []  # work, window start (chars), row index
-        for work in targets:
-            text = work.segment.text
-            # question-aware passages stand alone: what came before them is another passage
-            before = "" if question is not None else _text_before(works, work)
-            for start, end in _windows(text):
-                context = (before + text[:start])[-CONTEXT_CHARS:]
-                if question is not None and how in ("conditional", "contrastive"):
-                    prefix = f"{question}\n\n{context}" if context else f"{question}\n\n"
-                    requests.append(ScoreRequest(text[start:end], prefix))
-                    plan.append((work, start, len(requests) - 1))
-                    if how == "contrastive":
-                        requests.append(ScoreRequest(text[start:end], context))
-                else:
-                    requests.append(ScoreRequest(text[start:end], context))
-                    plan.append((work, start, len(requests) - 1))
-        results = await self.scorer.score(requests) if requests else []
-        gathered: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        for work, start, row in plan:
-            scores = results[row]
-            values = scores.self_information
-            if how == "contrastive" and question is not None:
-                plain = results[row + 1].self_information
-                values = _contrastive(values, plain) if len(plain) == len(values) else values
-            starts, vals = gathered.setdefault(id(work), ([], []))
-            starts.append(scores.spans[:, 0] + start if len(scores) else np.zeros(0, dtype=np.int64))
-            vals.append(values)
-        for work in targets:
-            starts, vals = gathered.get(id(work), ([], []))
-            if starts:
-                assign_tokens(work.units, np.concatenate(starts), np.concatenate(vals))
-
-    # --- output ---------------------------------------------------------------------------------------
-
     def _render(
-        self, document: Document, works: list[_Work], order: list[int], dropped: list[_Work]
+        self, document: Document, works: list[Work], order: list[int], dropped: list[Work]
     ) -> tuple[str, list[dict[str, Any]] | None]:
         texts: dict[int, str] = {}
         for index in order:
             work = works[index]
             texts[index] = render(work.segment.text, work.units, work.mask)
-        separators = _separators(works, order)
+        after = separators(works, order)
         if document.messages is None:
-            return _join([texts[i] + separators[i] for i in order]), None
+            return join([texts[i] + after[i] for i in order]), None
         contents: dict[int, list[str]] = {}
         for i in order:
             message = works[i].segment.message
             if message is not None:
-                contents.setdefault(message, []).append(texts[i] + separators[i])
+                contents.setdefault(message, []).append(texts[i] + after[i])
         messages: list[dict[str, Any]] = []
         for index, original in enumerate(document.messages):
             if index in contents:
-                messages.append({**original, "content": _join(contents[index]).strip()})
+                messages.append({**original, "content": join(contents[index]).strip()})
             else:
                 messages.append(dict(original))
         return "\n".join(str(m["content"]) for m in messages), messages
@@ -338,99 +289,6 @@ def _lap(started: float) -> float:
     return time.perf_counter() - started
 
 
-def _mean_score(work: _Work) -> float:
+def _mean_score(work: Work) -> float:
     tokens = sum(u.tokens for u in work.units)
     return sum(u.score * u.tokens for u in work.units) / tokens if tokens else 0.0
-
-
-def _contrastive(with_question: np.ndarray, without: np.ndarray) -> np.ndarray:
-    """log p(token | question, ...) - log p(token | ...): how much the question makes a token expected."""
-    return (without - with_question).astype(np.float32)
-
-
-def _windows(text: str) -> list[tuple[int, int]]:
-    """[start, end) windows of at most about WINDOW_CHARS, cut at whitespace."""
-    windows = []
-    at = 0
-    while at < len(text):
-        end = min(len(text), at + WINDOW_CHARS)
-        if end < len(text):
-            cut = max(
-                text.rfind(" ", at + WINDOW_CHARS // 2, end), text.rfind("\n", at + WINDOW_CHARS // 2, end)
-            )
-            end = cut if cut > at else end
-        windows.append((at, end))
-        at = end
-    return windows
-
-
-def _text_before(works: list[_Work], work: _Work) -> str:
-    """The original text just before a segment in the same message (what its first tokens follow)."""
-    pieces: list[str] = []
-    for other in works:
-        if other is work:
-            break
-        if other.segment.message == work.segment.message:
-            pieces.append(other.segment.text + other.segment.separator)
-    return "".join(pieces)[-CONTEXT_CHARS:]
-
-
-def _render_order(
-    works: list[_Work], passages: list[_Work], kept_order: list[int], dropped: list[_Work]
-) -> list[int]:
-    """Indices into `works` in output order: kept passages take the kept passage slots in `kept_order`."""
-    slots = [i for i, w in enumerate(works) if w in passages and w not in dropped]
-    slots_sorted = sorted(slots)
-    ordered = [works.index(passages[k]) for k in kept_order if passages[k] not in dropped]
-    mapping = dict(zip(slots_sorted, ordered, strict=True))
-    return [mapping.get(i, i) for i, w in enumerate(works) if w not in dropped]
-
-
-def _separators(works: list[_Work], order: list[int]) -> dict[int, str]:
-    """The separator after each rendered segment: a slot keeps the separator of its original position,
-    and a run of passages that lost its last member ends with that member's separator."""
-    kept_positions = sorted(order)
-    by_position: dict[int, str] = {}
-    for n, position in enumerate(kept_positions):
-        separator = works[position].segment.separator
-        following = kept_positions[n + 1] if n + 1 < len(kept_positions) else len(works)
-        if following > position + 1:  # segments were dropped after this one: keep the widest break
-            dropped_run = [works[k].segment.separator for k in range(position, following)]
-            separator = max(dropped_run, key=lambda sep: (sep.count("\n"), len(sep)))
-        by_position[position] = separator
-    return {index: by_position[position] for position, index in zip(kept_positions, order, strict=True)}
-
-
-def _join(pieces: list[str]) -> str:
-    """Segments joined; a space goes between two that would otherwise glue two words together."""
-    out: list[str] = []
-    for piece in pieces:
-        if out and out[-1] and piece and out[-1][-1].isalnum() and piece[0].isalnum():
-            out.append(" ")
-        out.append(piece)
-    return "".join(out)
-
-
-def _pieces(works: list[_Work], dropped: list[_Work]) -> list[Piece]:
-    pieces: list[Piece] = []
-
-    def add(text: str, kept: bool) -> None:
-        if not text:
-            return
-        if pieces and pieces[-1].kept == kept:
-            pieces[-1] = Piece(pieces[-1].text + text, kept)
-        else:
-            pieces.append(Piece(text, kept))
-
-    for work in works:
-        text = work.segment.text
-        if work in dropped:
-            add(text + work.segment.separator, False)
-            continue
-        at = 0
-        for unit, keep in zip(work.units, work.mask, strict=True):
-            add(text[at : unit.end], keep)
-            at = unit.end
-        add(text[at:], True)
-        add(work.segment.separator, True)
-    return pieces
