@@ -40,10 +40,11 @@ def test_the_openai_client_asks_for_compression_with_extra_body(client: openai.O
         messages=CHAT,  # type: ignore[arg-type]
         max_tokens=2,
         temperature=0,
-        extra_body={"promptfold": {"compress": {"rate": 0.5}}},
+        extra_body={"promptfold": {"compress": {"rate": 0.5, "annotate": True}}},
     )
     stage = compress_report(reply.model_extra or {})
     assert stage["applied"] is True
+    assert "[-" in stage["details"]["annotated"]  # what was dropped, in place
     assert stage["tokens_out"] < stage["tokens_in"]
     assert abs(stage["details"]["ratio"] - 0.5) <= 0.05
     # the model saw fewer prompt tokens than the full chat would take

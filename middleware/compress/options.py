@@ -39,6 +39,7 @@ class CompressOptions(BaseModel):
     compress_system: bool = Field(False, description="chat: compress the system prompt too")
     compress_question: bool = Field(False, description="chat: compress the last user question too")
     min_message_tokens: int = Field(64, ge=0, description="chat: shorter messages are left alone")
+    annotate: bool = Field(False, description="put the original with dropped runs as [-...-] in the report")
     scorer: Literal["local", "backend"] | None = Field(
         None, description="who scores tokens: the in-process model (local) or the serving backend"
     )

@@ -116,6 +116,8 @@ def stage_report(result: CompressionResult, options: CompressOptions) -> StageRe
     }
     if result.notes:
         details["notes"] = result.notes
+    if options.annotate:
+        details["annotated"] = result.annotated()
     if result.compressed_tokens >= result.original_tokens:
         return StageReport.skipped(
             NAME, result.notes[0] if result.notes else "nothing was removed", **details
