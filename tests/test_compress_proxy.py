@@ -153,3 +153,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         cli_main(["compress", str(empty), "--rate", "0"])
     assert "(0, 1]" in capsys.readouterr().err
+
+
+def test_the_serving_backend_can_score_through_prompt_logprobs(url: str) -> None:
+    response = httpx.post(
+        f"{url}/v1/compress",
+        json={"prompt": REPORT, "compress": {"rate": 0.5, "scorer": "backend"}},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert abs(body["usage"]["ratio"] - 0.5) <= 0.05
+    assert compress_report(body)["details"]["scorer"] == "backend"
