@@ -68,11 +68,24 @@ def nq_question(row: dict) -> str:
 # --- metrics ------------------------------------------------------------------------------------------
 
 
+_WORDS = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
+
+
 def numbers_check(original: str, compressed: str) -> tuple[int, int]:
-    """(intact, total) numbers of the compressed text: intact = it appears whole in the original."""
-    known = set(NUMBER.findall(original))
-    found = NUMBER.findall(compressed)
-    return sum(1 for n in found if n in known), len(found)
+    """(intact, total) numbers of the compressed text. A number is intact when the compressed text,
+    aligned word by word to the original (difflib), lines it up with the very same number there: a cut
+    number ('1,200' -> '1,20', '45' -> '4') or a number that appears from nowhere is not."""
+    import difflib
+
+    before = _WORDS.findall(original)
+    after = _WORDS.findall(compressed)
+    matched = [False] * len(after)
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            matched[block.b + k] = True
+    numbers = [i for i, word in enumerate(after) if NUMBER.fullmatch(word)]
+    return sum(1 for i in numbers if matched[i]), len(numbers)
 
 
 def normalize(text: str) -> str:
@@ -173,7 +186,13 @@ def main() -> None:
     parser.add_argument("--venv", default=os.environ.get("LLMLINGUA_VENV", "/work/venvs/llmlingua"))
     parser.add_argument("--out", default="bench/results/compress.md")
     parser.add_argument("--raw", default="bench/results/raw/compress.json")
+    parser.add_argument(
+        "--from-raw", metavar="JSON", help="only re-render the table from a finished run's raw file"
+    )
     args = parser.parse_args()
+    if args.from_raw:
+        rerender(args)
+        return
     rates = [float(r) for r in args.rates.split(",")]
 
     from backend.models import smollm2_folder
@@ -299,7 +318,34 @@ def main() -> None:
 def save_raw(path: str, rows: list[dict], accuracy: dict[str, str]) -> None:
     """Everything measured so far, compressed texts included (written as the run goes)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"rows": rows, "accuracy": accuracy}, indent=1, ensure_ascii=False))
+    data = {"command": command_line(), "rows": rows, "accuracy": accuracy}
+    Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False))
+
+
+def command_line() -> str:
+    return " ".join(["python", "bench/compress.py", *sys.argv[1:]])
+
+
+def rerender(args: argparse.Namespace) -> None:
+    """The table of a finished run, with the metrics recomputed from its saved texts."""
+    from transformers import AutoTokenizer
+
+    from backend.models import smollm2_folder
+
+    data = json.loads(Path(args.from_raw).read_text())
+    rows, accuracy = data["rows"], data["accuracy"]
+    prefix = (
+        GSM8K_INSTRUCTION + "\n\n" + (EVAL / "gsm8k" / "fewshot_8shot_cot.txt").read_text(encoding="utf-8")
+    )
+    for row in rows:
+        if "prefix" in row:
+            row["numbers"] = numbers_check(prefix, row["prefix"])
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_folder()))
+    prefix_tokens = len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+    n_gsm = int(accuracy["gsm8k/full"].split("/")[1])
+    n_nq = next(r["gold"][1] for r in rows if "gold" in r)
+    command = data.get("command", "python bench/compress.py")
+    write_table(rows, accuracy, args, n_gsm, n_nq, prefix_tokens, command=command)
 
 
 async def end_task(rows: list[dict], prefix: str, questions: list[dict], nq: list[dict]) -> dict[str, str]:
@@ -346,6 +392,8 @@ def write_table(
     n_gsm: int,
     n_nq: int,
     prefix_tokens: int,
+    *,
+    command: str | None = None,
 ) -> None:
     table = Table(
         title="prompt compression: promptfold vs llmlingua 0.2.2 (SmolLM2-135M-Instruct scorer, CPU)"
@@ -386,7 +434,7 @@ def write_table(
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     Console().print(table)
-    command = " ".join(["python", "bench/compress.py", *sys.argv[1:]])
+    command = command or command_line()
     text = [
         "# Prompt compression: promptfold vs llmlingua",
         "",
@@ -401,8 +449,9 @@ def write_table(
         f"{args.repeats}x per side and rate (median time); ratio on that prefix; the question is appended after "
         f"compression. Accuracy: first {n_gsm} dev questions, chat template, greedy, 200 new tokens, "
         "'The answer is N' (else the last number).",
-        "- numbers intact: numbers (digits with separators) in the compressed prefix that appear whole in the "
-        "original / all numbers in the compressed prefix; a cut number ('1,200' -> '1,20', '45' -> '4') is not intact.",
+        "- numbers intact: numbers (digits with separators and decimals) of the compressed prefix that line up "
+        "with the very same number of the original when the two are aligned word by word (difflib) / all numbers of "
+        "the compressed prefix; a cut number ('1,200' -> '1,20', '45' -> '4') or one from nowhere is not intact.",
         "- promptfold-contrastive: promptfold's question-aware mode with LongLLMLingua's contrastive scores "
         "(log p(token | question, ...) - log p(token | ...)) instead of its default conditional scores "
         "(-log p(token | question, ...)); measured on dev to choose the default.",
