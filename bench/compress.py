@@ -267,6 +267,7 @@ def main() -> None:
             print(
                 f"gsm8k rate {rate} {name}: {rows[-1]['ratio']:.3f} in {rows[-1]['seconds']:.1f}s", flush=True
             )
+        save_raw(args.raw, rows, {})
 
     # nq: question-aware, per row
     nq = read_jsonl(EVAL / "nq_multidoc20_synth" / "dev.jsonl", args.nq_rows)
