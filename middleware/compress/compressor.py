@@ -122,18 +122,9 @@ class Compressor:
         if unchanged:
             return self._unchanged(document, original, original_tokens, target, mode, timings, unchanged)
 
-        fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
         regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
-        region_budget = sum(round(w.tokens * (w.segment.rate or 1.0)) for w in regions)
         passages = [w for w in works if w.segment.rate is None]
-        overhead = max(0, original_tokens - sum(w.tokens for w in works))  # separators
-        context_budget = target - fixed - region_budget - overhead
-        if context_budget < 0:
-            notes.append(
-                f"the fixed parts alone ({fixed + overhead} tokens) exceed the target of {target}; "
-                "the context was cut to its protected parts"
-            )
-            context_budget = 0
+        context_budget = _context_budget(works, regions, original_tokens, target, notes)
 
         clock = time.perf_counter()
         relevance: list[float] = [0.0] * len(passages)
@@ -178,15 +169,13 @@ class Compressor:
             timings["score"] = _lap(clock)
             clock = time.perf_counter()
 
-        pools: list[tuple[list[Work], int]] = [
-            ([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions
-        ]
-        if mode == "question_aware" and kept:
+        if mode == "question_aware":
             by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
             shares = dynamic_budgets([w.tokens for w in by_rank], context_budget, options.dynamic_ratio)
-            pools += [([w], share) for w, share in zip(by_rank, shares, strict=True)]
-        elif kept:
-            pools.append((kept, context_budget))
+            pools = [([w], share) for w, share in zip(by_rank, shares, strict=True)]
+        else:
+            pools = [(kept, context_budget)] if kept else []
+        pools += [([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions]
         for pool, budget in pools:
             masks = fine.select([w.units for w in pool], budget)
             for work, mask in zip(pool, masks, strict=True):
@@ -198,18 +187,9 @@ class Compressor:
 
         clock = time.perf_counter()
         order = render_order(works, passages, kept_order, dropped)
-        text, messages = self._render(document, works, order, dropped)
-        compressed_tokens = self._count_output(text, messages)
-        adjustable = [w.units for w in kept + regions]
-        adjustable_masks = [w.mask for w in kept + regions]
-        for _ in range(4):
-            gap = target - compressed_tokens
-            if abs(gap) <= max(2, TOLERANCE * target):
-                break
-            if fine.adjust(adjustable, adjustable_masks, gap) == 0:
-                break
-            text, messages = self._render(document, works, order, dropped)
-            compressed_tokens = self._count_output(text, messages)
+        text, messages, compressed_tokens = self._land(
+            document, works, order, dropped, kept + regions, target
+        )
         timings["count"] = _lap(clock)
         if abs(compressed_tokens - target) > 0.1 * target and not notes:
             notes.append(f"landed at {compressed_tokens} tokens for a target of {target} (protected parts)")
@@ -252,6 +232,28 @@ class Compressor:
                 messages.append(dict(original))
         return "\n".join(str(m["content"]) for m in messages), messages
 
+    def _land(
+        self,
+        document: Document,
+        works: list[Work],
+        order: list[int],
+        dropped: list[Work],
+        adjustable: list[Work],
+        target: int,
+    ) -> tuple[str, list[dict[str, Any]] | None, int]:
+        """Render, count with the real tokenizer, and nudge the kept set until within TOLERANCE."""
+        text, messages = self._render(document, works, order, dropped)
+        tokens = self._count_output(text, messages)
+        for _ in range(4):
+            gap = target - tokens
+            if abs(gap) <= max(2, TOLERANCE * target):
+                break
+            if fine.adjust([w.units for w in adjustable], [w.mask for w in adjustable], gap) == 0:
+                break
+            text, messages = self._render(document, works, order, dropped)
+            tokens = self._count_output(text, messages)
+        return text, messages, tokens
+
     def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
         if messages is None:
             return self.count_tokens(text)
@@ -287,6 +289,23 @@ class Compressor:
 
 def _lap(started: float) -> float:
     return time.perf_counter() - started
+
+
+def _context_budget(
+    works: list[Work], regions: list[Work], original_tokens: int, target: int, notes: list[str]
+) -> int:
+    """What is left of the target for the context once the fixed parts, the regions with their own
+    rate and the separators between segments are paid for (LLMLingua's budget controller)."""
+    fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
+    region_budget = sum(round(w.tokens * (w.segment.rate or 1.0)) for w in regions)
+    overhead = max(0, original_tokens - sum(w.tokens for w in works))  # separators
+    budget = target - fixed - region_budget - overhead
+    if budget < 0:
+        notes.append(
+            f"the fixed parts alone ({fixed + overhead} tokens) exceed the target of {target}; "
+            "the context was cut to its protected parts"
+        )
+    return max(budget, 0)
 
 
 def _mean_score(work: Work) -> float:
