@@ -180,7 +180,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gsm8k-questions", type=int, default=12)
-    parser.add_argument("--nq-rows", type=int, default=6)
+    parser.add_argument("--nq-rows", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1, help="gsm8k: timed compressions per side and rate")
     parser.add_argument("--rates", default="0.5,0.25")
     parser.add_argument("--venv", default=os.environ.get("LLMLINGUA_VENV", "/work/venvs/llmlingua"))
@@ -273,7 +273,8 @@ def main() -> None:
     nq = read_jsonl(EVAL / "nq_multidoc20_synth" / "dev.jsonl", args.nq_rows)
     for rate in rates:
         acc: dict[str, dict] = {
-            name: {"tokens": 0, "seconds": 0.0, "out": 0, "gold": 0, "prompts": []} for name in sides
+            name: {"tokens": 0, "seconds": 0.0, "out": 0, "gold": 0, "prompts": []}
+            for name in [*sides, "promptfold-contrastive"]
         }
         for row in nq:
             task = {
