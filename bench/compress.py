@@ -72,20 +72,37 @@ _WORDS = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
 
 
 def numbers_check(original: str, compressed: str) -> tuple[int, int]:
-    """(intact, total) numbers of the compressed text. A number is intact when the compressed text,
-    aligned word by word to the original (difflib), lines it up with the very same number there: a cut
-    number ('1,200' -> '1,20', '45' -> '4') or a number that appears from nowhere is not."""
-    import difflib
-
+    """(intact, total) numbers of the compressed text. Both compressors only delete words here, so the
+    compressed words are aligned to the original by a longest common subsequence; a number is intact
+    when the alignment pairs it with the very same number. A cut number ('1,200' -> '1,20', '45' -> '4')
+    or one from nowhere stays unpaired."""
     before = _WORDS.findall(original)
     after = _WORDS.findall(compressed)
-    matched = [False] * len(after)
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            matched[block.b + k] = True
+    paired = _lcs_pairs(before, after)
     numbers = [i for i, word in enumerate(after) if NUMBER.fullmatch(word)]
-    return sum(1 for i in numbers if matched[i]), len(numbers)
+    return sum(1 for i in numbers if paired[i]), len(numbers)
+
+
+def _lcs_pairs(before: list[str], after: list[str]) -> list[bool]:
+    """For each word of `after`: is it part of a longest common subsequence with `before`?"""
+    rows, cols = len(before), len(after)
+    table = [[0] * (cols + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        here, below = table[i], table[i + 1]
+        word = before[i]
+        for j in range(cols - 1, -1, -1):
+            here[j] = below[j + 1] + 1 if word == after[j] else max(below[j], here[j + 1])
+    paired = [False] * cols
+    i = j = 0
+    while i < rows and j < cols:
+        if before[i] == after[j] and table[i][j] == table[i + 1][j + 1] + 1:
+            paired[j] = True
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return paired
 
 
 def normalize(text: str) -> str:
@@ -451,9 +468,10 @@ def write_table(
         f"{args.repeats}x per side and rate (median time); ratio on that prefix; the question is appended after "
         f"compression. Accuracy: first {n_gsm} dev questions, chat template, greedy, 200 new tokens, "
         "'The answer is N' (else the last number).",
-        "- numbers intact: numbers (digits with separators and decimals) of the compressed prefix that line up "
-        "with the very same number of the original when the two are aligned word by word (difflib) / all numbers of "
-        "the compressed prefix; a cut number ('1,200' -> '1,20', '45' -> '4') or one from nowhere is not intact.",
+        "- numbers intact: numbers (digits with separators and decimals) of the compressed prefix that the "
+        "word-level alignment with the original (longest common subsequence; both sides only delete words here) "
+        "pairs with the very same number / all numbers of the compressed prefix; a cut number "
+        "('1,200' -> '1,20', '45' -> '4') or one from nowhere is not intact.",
         "- promptfold-contrastive: promptfold's question-aware mode with LongLLMLingua's contrastive scores "
         "(log p(token | question, ...) - log p(token | ...)) instead of its default conditional scores "
         "(-log p(token | question, ...)); measured on dev to choose the default.",
