@@ -361,7 +361,7 @@ def rerender(args: argparse.Namespace) -> None:
             row["numbers"] = numbers_check(prefix, row["prefix"])
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_folder()))
     prefix_tokens = len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
-    n_gsm = int(accuracy["gsm8k/full"].split("/")[1])
+    n_gsm = int(accuracy["gsm8k/full"].split("/")[1]) if "gsm8k/full" in accuracy else 0
     n_nq = next(r["gold"][1] for r in rows if "gold" in r)
     command = data.get("command", "python bench/compress.py")
     write_table(rows, accuracy, args, n_gsm, n_nq, prefix_tokens, command=command)
@@ -437,8 +437,8 @@ def write_table(
         numbers = f"{r['numbers'][0]}/{r['numbers'][1]}" if "numbers" in r else "-"
         gold = f"{r['gold'][0]}/{r['gold'][1]}" if "gold" in r else "-"
         peer = speed.get((r["set"], r["rate"], "llmlingua"), r["tokens_per_s"])
-        full = accuracy[kind + "/full"]
-        compressed = accuracy[f"{kind}/{r['rate']}/{r['side']}"]
+        full = accuracy.get(kind + "/full", "n/a")
+        compressed = accuracy.get(f"{kind}/{r['rate']}/{r['side']}", "n/a")
         cells = [
             r["set"],
             f"{r['rate']}",
