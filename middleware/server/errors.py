@@ -80,8 +80,8 @@ def from_exception(error: BaseException) -> ApiError:
         code = "backend_unavailable" if error.status == 503 else "backend_error"
         who = f"the {error.backend} backend" if error.backend else "the backend"
         return ApiError(error.status, f"{who} failed: {error.message}", type="server_error", code=code)
-    if isinstance(error, ValueError):
-        return ApiError(400, str(error), code="invalid_value")
+    if isinstance(error, ValueError):  # a stage's input error may name the parameter (`param`)
+        return ApiError(400, str(error), param=getattr(error, "param", None), code="invalid_value")
     log.exception("unexpected error while serving a request", exc_info=error)
     return ApiError(
         500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error"
