@@ -15,7 +15,7 @@ from .config import Settings
 from .pipeline import Executor, Pipeline, Stage
 
 # Input stages, in order: retrieval picks passages, gist swaps a known prefix, lingua prunes tokens.
-STAGE_MODULES: list[str] = []
+STAGE_MODULES: list[str] = ["middleware.compress.gist.stage"]
 # Executors for organize plans (plain decoding is built in).
 EXECUTOR_MODULES: list[str] = []
 

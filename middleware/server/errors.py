@@ -69,6 +69,11 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
+    status = getattr(error, "status", None)
+    if isinstance(error, ValueError) and isinstance(status, int) and 400 <= status < 500:
+        # a stage's input error that names its own status (an unknown gist is a 404, not a 400)
+        code = {404: "not_found", 422: "unsupported_request"}.get(status, "invalid_value")
+        return ApiError(status, str(error), param=getattr(error, "param", None), code=code)
     if isinstance(error, UnsupportedRequest):
         return ApiError(422, str(error), code="unsupported_request")
     if isinstance(error, BackendError):
@@ -96,6 +101,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
+
+    # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
+    # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
+    @app.exception_handler(ValueError)
+    @app.exception_handler(BackendError)
+    async def _known(_: Request, error: Exception) -> JSONResponse:
+        return from_exception(error).response()
 
     @app.exception_handler(Exception)
     async def _any(_: Request, error: Exception) -> JSONResponse:
