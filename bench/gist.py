@@ -61,6 +61,7 @@ class Row:
     train_minutes: float | None = None
     steps: int | None = None
     ttft_ms: dict[str, float] = field(default_factory=dict)
+    bodies: dict[str, float] = field(default_factory=dict)
 
 
 def load_prompts(names: list[str], eval_count: int, gsm8k_dir: Path) -> list[BenchPrompt]:
@@ -142,11 +143,29 @@ async def concurrent_ttft(
     return result
 
 
+def request_bodies(backend: Any, serving: Any, gist: Any, messages: list[dict[str, str]]) -> dict[str, float]:
+    """What a request weighs on SGLang's wire: /generate with the gist as input_embeds (JSON floats, and
+    how long encoding it takes here) against the full prompt as input_ids."""
+    from backend._sglang_wire import embeds_as_lists
+
+    ids = backend.tokenize(backend.apply_chat_template(messages))
+    began = time.perf_counter()
+    embeds = serving.gist_prompt(gist.vectors, ids[gist.record.prefix_tokens :])
+    body = json.dumps({"input_embeds": embeds_as_lists(embeds)})
+    encode_ms = (time.perf_counter() - began) * 1000
+    return {
+        "gist_kb": len(body) / 1024,
+        "encode_ms": encode_ms,
+        "full_kb": len(json.dumps({"input_ids": ids})) / 1024,
+    }
+
+
 async def run(args: argparse.Namespace) -> list[Row]:
     from middleware.compress.gist.data import build_examples
     from middleware.compress.gist.distill import TrainConfig
     from middleware.compress.gist.evaluate import (
         answers_agreement,
+        dropped_prefix_answers_agreement,
         dropped_prefix_fidelity,
         teacher_forced_fidelity,
     )
@@ -202,6 +221,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
         )
         n = len(prepared.prefix)
         dropped = await asyncio.to_thread(dropped_prefix_fidelity, model, data, prepared.prefix, examples)
+        dropped.answers_equal = await dropped_prefix_answers_agreement(data, examples, args.answer_tokens)
         rows.append(Row(bench_prompt.name, "prefix dropped", n, 0, dropped))
         chats = [spec.messages(q) for q in bench_prompt.eval_queries]
         full_paths = {
@@ -238,6 +258,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 **full_paths,
                 "gist": (Pipeline(embeds, stages=[GistStage(embeds, store)]), gist.record.id),
             }
+            row.bodies = request_bodies(embeds, serving, gist, chats[0])
             row.ttft_ms = await measure_ttft(paths, chats, args.ttft_repeats)
             if args.ttft_concurrency:
                 wide = await concurrent_ttft(paths, chats, args.ttft_concurrency)
@@ -274,7 +295,8 @@ def render(rows: list[Row], args: argparse.Namespace, device: str) -> str:
         trained = f"{r.train_minutes:.1f} min, {r.steps} steps" if r.train_minutes is not None else "-"
         lines.append(
             f"| {r.prompt} | {r.label} | {r.prefix_tokens} | {r.tokens} | {fewer} | {r.figures.kl:.3f} "
-            f"| {pct(r.figures.next_token_agreement)} | {pct(r.figures.all_positions_agreement)} "
+            f"| {pct(r.figures.next_token_agreement)} "
+            f"| {pct(r.figures.all_positions_agreement if r.tokens else None)} "
             f"| {pct(r.figures.answers_equal)} | {trained} |"
         )
     timed = [r for r in rows if r.ttft_ms]
@@ -284,13 +306,26 @@ def render(rows: list[Row], args: argparse.Namespace, device: str) -> str:
             "",
             "Time to first token (ms, median; `xN`: mean of N requests sent at once):",
             "",
-            "| prompt | gist | " + " | ".join(names) + " | computed / gist |",
+            "| prompt | k | " + " | ".join(names) + " | computed / gist |",
             "| --- | --- | " + " | ".join("---:" for _ in names) + " | ---: |",
         ]
         for r in timed:
             ratio = r.ttft_ms["full, computed"] / r.ttft_ms["gist"]
             cells = " | ".join(f"{r.ttft_ms[n]:.1f}" for n in names)
-            lines.append(f"| {r.prompt} | k={r.tokens} | {cells} | {ratio:.2f}x |")
+            lines.append(f"| {r.prompt} | {r.tokens} | {cells} | {ratio:.2f}x |")
+        lines += [
+            "",
+            "What one request weighs as SGLang /generate JSON (the gist goes as input_embeds floats, the full "
+            "prompt as input_ids):",
+            "",
+            "| prompt | k | gist body | building and encoding it here | full prompt body |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for r in timed:
+            b = r.bodies
+            lines.append(
+                f"| {r.prompt} | {r.tokens} | {b['gist_kb']:.0f} KiB | {b['encode_ms']:.1f} ms | {b['full_kb']:.1f} KiB |"
+            )
     header = [
         f"Run: `python bench/gist.py {' '.join(sys.argv[1:])}` on {time.strftime('%Y-%m-%d')}, "
         f"{platform.processor() or platform.machine()}, training on {device}; backend {args.backend}"
@@ -344,6 +379,7 @@ def main() -> None:
                 "train_minutes": r.train_minutes,
                 "steps": r.steps,
                 "ttft_ms": r.ttft_ms,
+                "bodies": r.bodies,
             }
             for r in rows
         ]

@@ -339,7 +339,37 @@ async def test_through_sglang_the_gist_goes_as_input_embeds_or_is_skipped_with_t
             assert len(body["input_ids"]) > trained.record.prefix_tokens
         else:
             assert report.applied, report
-            sent = torch.tensor(body["input_embeds"])
+            [sent] = torch.tensor(body["input_embeds"])  # a list batch of one prompt
             assert sent.shape == (report.tokens_out, 576)
             gist = trained.vectors.to(torch.bfloat16).float()
             assert torch.allclose(sent[:4], gist)  # the gist vectors, then the model's own embeddings
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+
+def test_the_cli_lists_removes_and_explains_errors_in_one_line(tmp_path, capsys, trained):
+    import json
+
+    from middleware.cli import main
+
+    data = ["--data-dir", str(tmp_path)]
+    short = tmp_path / "short.txt"
+    short.write_text("Be brief.")
+    assert main(["gist", "train", "--prefix-file", str(short), "--tokens", "4", *data]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("promptfold: error: the prefix has") and error.count("\n") == 1
+    prefix = tmp_path / "prefix.txt"
+    prefix.write_text(PREFIX)
+    assert main(["gist", "train", "--prefix-file", str(prefix), "--tokens", "400", *data]) == 2
+    assert "not smaller than the prefix" in capsys.readouterr().err
+    foreign = GistStore(tmp_path / "gists").save(foreign_copy(trained)).id
+    assert main(["gist", "eval", foreign, *data]) == 2
+    assert "was trained for model SmolLM2-135M-Instruct (weights ffffffffffff)" in capsys.readouterr().err
+    assert main(["gist", "list", "--json", *data]) == 0
+    assert [g["id"] for g in json.loads(capsys.readouterr().out)] == [foreign]
+    assert main(["gist", "rm", "g-000000000000-00000000-k4", *data]) == 2
+    assert "no gist" in capsys.readouterr().err
+    assert main(["gist", "rm", foreign, *data]) == 0
+    assert main(["gist", "list", *data]) == 0
+    assert "no gists in" in capsys.readouterr().out

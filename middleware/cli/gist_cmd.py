@@ -149,8 +149,10 @@ def run_train(args: argparse.Namespace) -> int:
         )
         backend = _open_backend(args)
         try:
+            from middleware.compress.gist.prefix import check_gist_size, frame_prefix
             from middleware.compress.gist.train import prepare
 
+            check_gist_size(len(frame_prefix(job.prefix, backend)), config.tokens)  # before any work
             _say("gathering queries and the model's answers ...")
             prepared = await prepare(backend, job)
             _say(

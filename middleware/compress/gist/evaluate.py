@@ -126,6 +126,22 @@ async def answers_agreement(
     return same / max(len(examples), 1)
 
 
+async def dropped_prefix_answers_agreement(
+    backend: Backend, examples: Sequence[Example], max_answer_tokens: int
+) -> float:
+    """The baseline for whole answers: the share of greedy answers to the query alone (no prefix) that
+    equal the full-prefix answers, token for token, up to `max_answer_tokens`."""
+    outs = await backend.generate(
+        [Prompt.from_messages([{"role": "user", "content": e.query}]) for e in examples],
+        SamplingParams(temperature=0.0, max_tokens=max_answer_tokens),
+    )
+    same = 0
+    for out, example in zip(outs, examples, strict=True):
+        ids = list(out.token_ids) or backend.tokenize(out.text)
+        same += ids[:max_answer_tokens] == list(example.answer_ids)[:max_answer_tokens]
+    return same / max(len(examples), 1)
+
+
 async def evaluate_gist(
     backend: Backend,
     serving: ServingModel,
