@@ -336,7 +336,8 @@ async def test_through_sglang_the_gist_goes_as_input_embeds_or_is_skipped_with_t
         [body] = [b for path, b in fake.requests if path == "/generate"][-1:]
         if radix:
             assert not report.applied and "--disable-radix-cache" in report.skipped_reason
-            assert len(body["input_ids"]) > trained.record.prefix_tokens
+            [ids] = body["input_ids"]  # sent unchanged, as token ids
+            assert len(ids) > trained.record.prefix_tokens
         else:
             assert report.applied, report
             [sent] = torch.tensor(body["input_embeds"])  # a list batch of one prompt

@@ -23,9 +23,9 @@ SPID_B=$SPID
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee /root/stage/logs/gpu.txt
 
 if [ $rc = 0 ]; then
-  timeout 420 python3 bench/gist.py --backend sglang://127.0.0.1:30000 --embeds-backend sglang://127.0.0.1:30001 \
-    --device cuda --ks 4,16,64 --train-queries 256 --eval-queries 64 --answer-tokens 128 --rows 64 \
-    --steps 400 --batch-size 16 --eval-every 25 --ttft-repeats 30 --ttft-concurrency 32 \
+  timeout 400 python3 bench/gist.py --backend sglang://127.0.0.1:30000 --embeds-backend sglang://127.0.0.1:30001 \
+    --device cuda --ks 4,16,64 --train-queries 256 --eval-queries 48 --answer-tokens 128 --rows 64 \
+    --steps 250 --batch-size 16 --eval-every 25 --ttft-repeats 30 --ttft-concurrency 32 \
     --gist-dir /root/stage/gists --out "$OUT/gist_sglang.md" --json "$OUT/gist_sglang.json" 2>&1 | tee "$OUT/gist_sglang.log"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi

@@ -72,7 +72,7 @@ class Teacher:
         self.model = model
         ids = torch.tensor([list(prefix_ids)], device=model.device)
         n = ids.shape[1]
-        with torch.no_grad(), model.lock:  # not inference_mode: the student's loss saves these
+        with torch.no_grad(), model.lock:  # not inference_mode: inference tensors could not feed autograd
             hidden, self.cache = model.forward(
                 model.empty_kv(1),
                 model.embed(ids),

@@ -115,15 +115,8 @@ async def answers_agreement(
 ) -> float:
     """Share of examples whose greedy answer with the gist equals the full-prefix greedy answer, token for
     token, up to `max_answer_tokens` (the full-prefix answers in `examples` were made with that cap)."""
-    outs = await backend.generate(
-        [Prompt.from_embeds(serving.gist_prompt(vectors, e.rest_ids)) for e in examples],
-        SamplingParams(temperature=0.0, max_tokens=max_answer_tokens),
-    )
-    same = 0
-    for out, example in zip(outs, examples, strict=True):
-        ids = list(out.token_ids) or backend.tokenize(out.text)
-        same += ids[:max_answer_tokens] == list(example.answer_ids)[:max_answer_tokens]
-    return same / max(len(examples), 1)
+    prompts = [Prompt.from_embeds(serving.gist_prompt(vectors, e.rest_ids)) for e in examples]
+    return await _same_answers(backend, prompts, examples, max_answer_tokens)
 
 
 async def dropped_prefix_answers_agreement(
@@ -131,10 +124,14 @@ async def dropped_prefix_answers_agreement(
 ) -> float:
     """The baseline for whole answers: the share of greedy answers to the query alone (no prefix) that
     equal the full-prefix answers, token for token, up to `max_answer_tokens`."""
-    outs = await backend.generate(
-        [Prompt.from_messages([{"role": "user", "content": e.query}]) for e in examples],
-        SamplingParams(temperature=0.0, max_tokens=max_answer_tokens),
-    )
+    prompts = [Prompt.from_messages([{"role": "user", "content": e.query}]) for e in examples]
+    return await _same_answers(backend, prompts, examples, max_answer_tokens)
+
+
+async def _same_answers(
+    backend: Backend, prompts: list[Prompt], examples: Sequence[Example], max_answer_tokens: int
+) -> float:
+    outs = await backend.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_answer_tokens))
     same = 0
     for out, example in zip(outs, examples, strict=True):
         ids = list(out.token_ids) or backend.tokenize(out.text)
