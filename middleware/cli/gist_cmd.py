@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+DROPPED = "prefix dropped"
 HELP = "train and manage gists: k trained vectors that stand in for a long recurring prefix"
 EPILOG = """\
 examples:
@@ -181,26 +182,13 @@ def run_list(args: argparse.Namespace) -> int:
     if not records:
         print(f"no gists in {_store(args).root}")
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(
-        "id", "model", "role", "prefix tokens", "k", "x fewer", "agreement", "answers equal", "created"
-    )
-    for r in records:
+    for r in records:  # plain lines: ids must never be cut to fit a narrow terminal
         figures = r.eval
-        table.add_row(
-            r.id,
-            r.model_id,
-            r.prefix_role,
-            str(r.prefix_tokens),
-            str(r.tokens),
-            f"{r.compression:.0f}",
-            f"{figures.next_token_agreement:.1%}" if figures else "-",
-            f"{figures.answers_equal:.0%}" if figures and figures.answers_equal is not None else "-",
-            r.created,
+        agreement = f"agreement {figures.next_token_agreement:.1%}" if figures else "not evaluated"
+        print(
+            f"{r.id}  {r.model_id}  {r.prefix_role} prefix {r.prefix_tokens} -> {r.tokens} tokens "
+            f"({r.compression:.0f}x fewer)  {agreement}  {r.created}"
         )
-    Console().print(table)
     return 0
 
 
@@ -249,9 +237,8 @@ def run_eval(args: argparse.Namespace) -> int:
     table = Table("prompt", "KL (nats/token)", "next-token agreement", "all positions", "answers equal")
     for name, f in figures.items():
         equal = "-" if f.answers_equal is None else f"{f.answers_equal:.0%}"
-        table.add_row(
-            name, f"{f.kl:.3f}", f"{f.next_token_agreement:.1%}", f"{f.all_positions_agreement:.1%}", equal
-        )
+        every = "-" if name == DROPPED else f"{f.all_positions_agreement:.1%}"
+        table.add_row(name, f"{f.kl:.3f}", f"{f.next_token_agreement:.1%}", every, equal)
     Console().print(table)
     return 0
 
@@ -259,7 +246,11 @@ def run_eval(args: argparse.Namespace) -> int:
 async def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """The gist against the full prefix on held-out queries, with the dropped-prefix baseline."""
     from middleware.compress.gist.data import build_examples, read_queries, sample_queries
-    from middleware.compress.gist.evaluate import dropped_prefix_fidelity, evaluate_gist
+    from middleware.compress.gist.evaluate import (
+        dropped_prefix_answers_agreement,
+        dropped_prefix_fidelity,
+        evaluate_gist,
+    )
     from middleware.compress.gist.model import serving_model
     from middleware.compress.gist.prefix import FramedPrefix, PrefixSpec
 
@@ -280,9 +271,12 @@ async def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             backend, serving, model, prefix.token_ids, gist.vectors, examples, args.max_answer_tokens
         )
         dropped = await asyncio.to_thread(dropped_prefix_fidelity, model, backend, prefix, examples)
+        dropped.answers_equal = await dropped_prefix_answers_agreement(
+            backend, examples, args.max_answer_tokens
+        )
     finally:
         await backend.close()
-    return {f"gist k={record.tokens}": with_gist, "prefix dropped": dropped}
+    return {f"gist k={record.tokens}": with_gist, DROPPED: dropped}
 
 
 def _say(line: str) -> None:
