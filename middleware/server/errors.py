@@ -69,11 +69,11 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
-    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval)
+    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval, gist)
     if isinstance(status, int) and 400 <= status < 500:
-        return ApiError(
-            status, str(error), param=getattr(error, "param", None), code=getattr(error, "code", None)
-        )
+        default_code = {404: "not_found", 422: "unsupported_request"}.get(status, "invalid_value")
+        code = getattr(error, "code", None) or default_code
+        return ApiError(status, str(error), param=getattr(error, "param", None), code=code)
     if isinstance(error, UnsupportedRequest):
         return ApiError(422, str(error), code="unsupported_request")
     if isinstance(error, BackendError):
@@ -102,10 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
 
-    # A client's mistake (ValueError: UnsupportedRequest, domain errors with an `http_status`) is answered
-    # here; the catch-all below would also answer it, but Starlette then re-raises and drops the connection.
+    # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
+    # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
     @app.exception_handler(ValueError)
-    async def _value(_: Request, error: ValueError) -> JSONResponse:
+    @app.exception_handler(BackendError)
+    async def _known(_: Request, error: Exception) -> JSONResponse:
         return from_exception(error).response()
 
     @app.exception_handler(Exception)

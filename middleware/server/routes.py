@@ -40,7 +40,11 @@ from .state import ServerState, get_state
 
 BYPASS_HEADER = "x-promptfold-bypass"
 # Modules with `build_router(auth) -> APIRouter` for routes beyond the OpenAI ones (e.g. /v1/compress).
-EXTRA_ROUTER_MODULES: list[str] = ["middleware.retrieval.routes", "middleware.compress.routes"]
+EXTRA_ROUTER_MODULES: list[str] = [
+    "middleware.retrieval.routes",
+    "middleware.compress.routes",
+    "middleware.compress.gist.routes",
+]
 Body = TypeVar("Body", bound=BaseModel)
 
 
