@@ -3,7 +3,7 @@
 # staged /root/site and /root/model):
 #   bash bench/gpu/gist_sglang.sh
 # Starts server A (radix cache: the full prefix is cached, the realistic competitor) and server B
-# (--disable-radix-cache: it takes input_embeds), then runs bench/gist.py: queries and answers from A,
+# (--disable-radix-cache: it takes input_embeds), then runs bench/gist.py (needs shared/eval/gsm8k in the tree): queries and answers from A,
 # training on CUDA, the gist's greedy answers and time to first token on B, the full prefix on A (cached)
 # and on B (computed every time). About 4-5 minutes. Results land in $OUT (gist_sglang.md, .json, logs).
 # Locally, against the embedded engine on the CPU (slow: about an hour):
@@ -26,7 +26,7 @@ if [ $rc = 0 ]; then
   timeout 400 python3 bench/gist.py --backend sglang://127.0.0.1:30000 --embeds-backend sglang://127.0.0.1:30001 \
     --device cuda --ks 4,16,64 --train-queries 256 --eval-queries 48 --answer-tokens 128 --rows 64 \
     --steps 250 --batch-size 16 --eval-every 25 --ttft-repeats 30 --ttft-concurrency 32 \
-    --gist-dir /root/stage/gists --out "$OUT/gist_sglang.md" --json "$OUT/gist_sglang.json" 2>&1 | tee "$OUT/gist_sglang.log"
+    --gsm8k-dir shared/eval/gsm8k --gist-dir /root/stage/gists --out "$OUT/gist_sglang.md" --json "$OUT/gist_sglang.json" 2>&1 | tee "$OUT/gist_sglang.log"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi
 SPID=$SPID_A; stop; SPID=$SPID_B; stop
