@@ -110,20 +110,20 @@ async def chat(
 ) -> Sample:
     """One greedy chat request; errors become a failed Sample (with the exception's type and words)."""
     sample = Sample(path, variant)
-    extra_body = {"promptfold": promptfold} if promptfold else None
+    request = {
+        "model": "default",
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "extra_body": {"promptfold": promptfold} if promptfold else None,
+        "extra_headers": target.headers,
+    }
     began = time.perf_counter()
     try:
         if stream:
-            await _streamed(target, sample, messages, max_tokens, extra_body, began)
+            await _streamed(target, sample, request, began)
         else:
-            reply = await target.client.chat.completions.create(
-                model="default",
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=0,
-                extra_body=extra_body,
-                extra_headers=target.headers,
-            )
+            reply = await target.client.chat.completions.create(**request)
             sample.latency_s = time.perf_counter() - began
             sample.text = reply.choices[0].message.content or ""
             _usage(sample, reply.usage)
@@ -135,23 +135,9 @@ async def chat(
     return sample
 
 
-async def _streamed(
-    target: Target,
-    sample: Sample,
-    messages: list[dict[str, str]],
-    max_tokens: int,
-    extra_body: dict[str, Any] | None,
-    began: float,
-) -> None:
+async def _streamed(target: Target, sample: Sample, request: dict[str, Any], began: float) -> None:
     stream = await target.client.chat.completions.create(
-        model="default",
-        messages=messages,
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_body=extra_body,
-        extra_headers=target.headers,
+        **request, stream=True, stream_options={"include_usage": True}
     )
     parts = []
     async for chunk in stream:
