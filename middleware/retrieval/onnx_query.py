@@ -13,6 +13,7 @@ cached under the promptfold cache folder (~2 s, once per model), written aside a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: exported from a float32 copy (a float16 folder gave an invalid int8 graph)
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -49,9 +50,12 @@ class OnnxQueryEncoder:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # an export onnxruntime refuses: fall back to PyTorch, say why
+            raise QueryEncoderUnavailable(f"onnxruntime cannot load {self.path}: {error}") from error
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -120,6 +124,9 @@ def _export(model: Any, path: Path) -> None:
     import torch
 
     encoder = model[0].auto_model.eval()
+    if next(encoder.parameters()).dtype != torch.float32:
+        # A float16/bfloat16 folder: quantize_dynamic wants float32 weights to make a valid int8 graph.
+        encoder = copy.deepcopy(encoder).float().eval()
     accepted = set(inspect.signature(encoder.forward).parameters)
     sample = model.tokenizer(["a short query"], return_tensors="pt")
     names = [n for n in _INPUTS if n in sample and n in accepted]

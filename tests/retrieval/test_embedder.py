@@ -56,3 +56,17 @@ def test_without_the_onnx_encoder_queries_fall_back_to_pytorch_int8(monkeypatch)
     embedder = Embedder()
     vector = embedder.embed_query("who got the first nobel prize in physics")
     assert embedder.query_backend == "torch-int8" and vector.shape == (384,)
+
+
+def test_a_float16_model_folder_still_gets_a_working_int8_onnx_query_encoder(tmp_path, monkeypatch) -> None:
+    # The GPU machine carries MiniLM saved in float16; its export once gave an int8 graph onnxruntime refused.
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setenv("PROMPTFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    half = tmp_path / "minilm-fp16"
+    SentenceTransformer(str(Embedder().ref.path), device="cpu").half().save(str(half))
+    fast, exact = Embedder(str(half)), Embedder(query_precision="float32")
+    query = "who got the first nobel prize in physics"
+    vector = fast.embed_query(query)
+    assert fast.query_backend == "onnxruntime-int8"
+    assert vector @ exact.embed([query])[0] > 0.93
