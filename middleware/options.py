@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ORGANIZE_MODES = ("auto", "sot", "pipelined", "off", "plain")
 
 
 class RequestOptions(BaseModel):
@@ -21,6 +23,14 @@ class RequestOptions(BaseModel):
     gist: dict[str, Any] | bool | None = Field(None, description="use a trained gist for a known prefix")
     organize: str | dict[str, Any] | None = Field(None, description="auto | sot | pipelined | off")
     bypass: bool = Field(False, description="skip every stage; the request goes to the backend as sent")
+
+    @field_validator("organize")
+    @classmethod
+    def _known_organize_mode(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        mode = value.get("mode") if isinstance(value, dict) else value
+        if mode is not None and mode not in ORGANIZE_MODES:
+            raise ValueError(f"unknown organize mode '{mode}': use one of {', '.join(ORGANIZE_MODES[:4])}")
+        return value
 
     def plan(self) -> str:
         """The executor this request asks for ('plain' unless an organize mode is set)."""

@@ -15,9 +15,13 @@ from .config import Settings
 from .pipeline import Executor, Pipeline, Stage
 
 # Input stages, in order: retrieval picks passages, gist swaps a known prefix, lingua prunes tokens.
-STAGE_MODULES: list[str] = []
+STAGE_MODULES: list[str] = [
+    "middleware.retrieval.stage",
+    "middleware.compress.gist.stage",
+    "middleware.compress.stage",
+]
 # Executors for organize plans (plain decoding is built in).
-EXECUTOR_MODULES: list[str] = []
+EXECUTOR_MODULES: list[str] = ["middleware.organize.executors"]
 
 
 def build_pipeline(backend: Backend, settings: Settings) -> Pipeline:

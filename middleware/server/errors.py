@@ -69,14 +69,19 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
+    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval, gist)
+    if isinstance(status, int) and 400 <= status < 500:
+        default_code = {404: "not_found", 422: "unsupported_request"}.get(status, "invalid_value")
+        code = getattr(error, "code", None) or default_code
+        return ApiError(status, str(error), param=getattr(error, "param", None), code=code)
     if isinstance(error, UnsupportedRequest):
         return ApiError(422, str(error), code="unsupported_request")
     if isinstance(error, BackendError):
         code = "backend_unavailable" if error.status == 503 else "backend_error"
         who = f"the {error.backend} backend" if error.backend else "the backend"
         return ApiError(error.status, f"{who} failed: {error.message}", type="server_error", code=code)
-    if isinstance(error, ValueError):
-        return ApiError(400, str(error), code="invalid_value")
+    if isinstance(error, ValueError):  # a stage's input error may name the parameter (`param`)
+        return ApiError(400, str(error), param=getattr(error, "param", None), code="invalid_value")
     log.exception("unexpected error while serving a request", exc_info=error)
     return ApiError(
         500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error"
@@ -96,6 +101,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response()
+
+    # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
+    # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
+    @app.exception_handler(ValueError)
+    @app.exception_handler(BackendError)
+    async def _known(_: Request, error: Exception) -> JSONResponse:
+        return from_exception(error).response()
 
     @app.exception_handler(Exception)
     async def _any(_: Request, error: Exception) -> JSONResponse:

@@ -31,7 +31,11 @@ from .translate import ChatChunks, TextChunks, chat_completion, chat_request, sa
 
 BYPASS_HEADER = "x-promptfold-bypass"
 # Modules with `build_router(auth) -> APIRouter` for routes beyond the OpenAI ones (e.g. /v1/compress).
-EXTRA_ROUTER_MODULES: list[str] = []
+EXTRA_ROUTER_MODULES: list[str] = [
+    "middleware.retrieval.routes",
+    "middleware.compress.routes",
+    "middleware.compress.gist.routes",
+]
 Body = TypeVar("Body", bound=BaseModel)
 
 

@@ -1,0 +1,37 @@
+"""Input compression: LLMLingua / LongLLMLingua-style token pruning that keeps numbers, code, JSON,
+URLs and IDs intact and lands on the requested ratio.
+
+    from middleware.compress import compress
+    result = compress(text, rate=0.4)                       # or question="...", target_tokens=300
+    print(result.text, result.ratio, result.annotated())
+
+Modules: scorer (who rates tokens), spans (what is protected), units (what is kept or dropped whole),
+document (segments and roles), coarse (passage ranking and dropping), fine (token budget selection),
+compressor (the orchestration), messages (chat requests), stage / routes (the proxy), result.
+"""
+
+from .api import acompress, compress, default_compressor
+from .coarse import EmbeddingRanker, PassageRanker, PerplexityRanker
+from .compressor import Compressor
+from .options import CompressInputError, CompressOptions
+from .result import CompressionResult, Piece
+from .scorer import BackendScorer, LocalScorer, Scorer, ScoreRequest, TokenScores
+
+__all__ = [
+    "BackendScorer",
+    "CompressInputError",
+    "CompressOptions",
+    "CompressionResult",
+    "Compressor",
+    "EmbeddingRanker",
+    "LocalScorer",
+    "PassageRanker",
+    "PerplexityRanker",
+    "Piece",
+    "ScoreRequest",
+    "Scorer",
+    "TokenScores",
+    "acompress",
+    "compress",
+    "default_compressor",
+]

@@ -1,0 +1,313 @@
+"""The compressor: budget, coarse passage choice, scoring, fine pruning, and a result that says what it did.
+
+    compressor = Compressor(LocalScorer())
+    result = await compressor.compress_text(text, CompressOptions(rate=0.4))
+    result = await compressor.compress_parts(passages, instruction=..., question=q,
+                                             options=CompressOptions(rate=0.25, question=q))
+
+Budget: the target (rate x original tokens, or target_tokens) is split between the fixed parts (the
+instruction, the question, `<keep>` regions, chat messages left alone), regions with their own rate,
+and the context, which gets the rest. Plain mode ranks passages by their perplexity and prunes them
+as one pool; question-aware mode (LongLLMLingua) ranks them by relevance to the question, keeps the
+most relevant first, gives each a budget that falls with its rank, and scores its tokens with the
+question in front: conditional (-log p(token | question, ...)) by default, or LongLLMLingua's
+contrastive scores, which kept fewer gold answers with SmolLM2 on dev (bench/results/compress.md).
+The result is re-counted with the real tokenizer and nudged until it lands within a few percent of the
+target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import fine
+from .coarse import EmbeddingRanker, PassageRanker, choose_passages, dynamic_budgets
+from .document import Document, from_parts
+from .options import CompressInputError, CompressOptions
+from .result import CompressionResult, Piece
+from .scorer import Scorer
+from .scoring import score_units
+from .units import render, split_units
+from .work import Work, join, pieces, render_order, separators
+
+TOLERANCE = 0.03  # re-adjust until the count is within 3% of the target
+
+
+class Compressor:
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        ranker: PassageRanker | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self._ranker = ranker
+        self.count_tokens = count_tokens or scorer.count_tokens
+
+    @property
+    def ranker(self) -> PassageRanker:
+        if self._ranker is None:
+            self._ranker = EmbeddingRanker()
+        return self._ranker
+
+    async def compress_text(self, text: str, options: CompressOptions) -> CompressionResult:
+        if not isinstance(text, str):
+            raise CompressInputError("the input must be text", param="text")
+        document = from_parts(text, instruction=options.instruction or "")
+        return await self.compress(document, options)
+
+    async def compress_parts(
+        self,
+        context: str | Sequence[str],
+        options: CompressOptions,
+        *,
+        instruction: str = "",
+        question: str = "",
+        separator: str = "\n\n",
+        context_separator: str | None = None,
+    ) -> CompressionResult:
+        """LLMLingua's call shape: the prompt is instruction + context + question (all rendered)."""
+        if question and options.question is None and options.mode == "question_aware":
+            options = options.model_copy(update={"question": question})
+        document = from_parts(
+            context,
+            instruction=instruction,
+            question=question,
+            separator=separator,
+            context_separator=context_separator,
+        )
+        return await self.compress(document, options)
+
+    async def compress_messages(
+        self, messages: Sequence[dict[str, Any]], options: CompressOptions
+    ) -> CompressionResult:
+        """Chat messages: long context is compressed; the system prompt and the last user question stay
+        (unless `compress_system` / `compress_question`). `result.messages` holds the new messages."""
+        from .messages import from_messages
+
+        document, found = from_messages(messages, options, self.count_tokens)
+        if options.mode == "question_aware" and not options.question and found:
+            options = options.model_copy(update={"question": found})
+        return await self.compress(document, options)
+
+    async def compress(self, document: Document, options: CompressOptions) -> CompressionResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        mode = options.effective_mode
+        question = (options.question or "").strip()
+        if not any(s.text.strip() for s in document.segments):
+            raise CompressInputError("there is nothing to compress: the input is empty", param="text")
+        if mode == "question_aware" and not question:
+            raise CompressInputError("question_aware mode needs a question", param="question")
+        original = document.render()
+        original_tokens = self._count_output(original, document.messages)
+        target = options.target_for(original_tokens)
+        notes: list[str] = []
+        works = [Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
+        for work in works:
+            work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
+        timings["segment"] = _lap(clock)
+
+        unchanged = None
+        if target >= original_tokens:
+            unchanged = "the input is already within the target; nothing was removed"
+        elif all(w.segment.rate == 1.0 for w in works):
+            unchanged = (
+                "nothing to compress: every part is kept verbatim (system prompt, question, short messages)"
+            )
+        if unchanged:
+            return self._unchanged(document, original, original_tokens, target, mode, timings, unchanged)
+
+        regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
+        passages = [w for w in works if w.segment.rate is None]
+        context_budget = _context_budget(works, regions, original_tokens, target, notes)
+
+        clock = time.perf_counter()
+        relevance: list[float] = [0.0] * len(passages)
+        dropped: list[Work] = []
+        coarse = options.coarse and len(passages) >= 2
+        if mode == "question_aware" and len(passages) >= 2:
+            relevance = await asyncio.to_thread(
+                self.ranker.rank, question, [w.segment.text for w in passages]
+            )
+            timings["rank"] = _lap(clock)
+            clock = time.perf_counter()
+        to_score = passages + regions
+        if mode == "plain":
+            await score_units(self.scorer, works, to_score, None, "self")
+            relevance = [_mean_score(w) for w in passages]
+            timings["score"] = _lap(clock)
+            clock = time.perf_counter()
+        reorder = bool(options.reorder if options.reorder is not None else mode == "question_aware")
+        reorder = reorder and document.messages is None
+        kept_order = list(range(len(passages)))
+        if coarse:
+            choice = choose_passages(
+                [w.tokens for w in passages],
+                relevance,
+                context_budget,
+                factor=options.coarse_factor or (1.0 if mode == "question_aware" else 1.5),
+                reorder=reorder,
+                required=[
+                    i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)
+                ],
+            )
+            dropped = [passages[i] for i in choice.dropped]
+            kept_order = choice.kept
+            timings["coarse"] = _lap(clock)
+            clock = time.perf_counter()
+        elif reorder:
+            kept_order = sorted(kept_order, key=lambda i: -relevance[i])
+        kept = [passages[i] for i in kept_order]
+        if mode == "question_aware":
+            how = options.scores or "conditional"
+            await score_units(self.scorer, works, kept + regions, question, how)
+            timings["score"] = _lap(clock)
+            clock = time.perf_counter()
+
+        if mode == "question_aware":
+            by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
+            shares = dynamic_budgets([w.tokens for w in by_rank], context_budget, options.dynamic_ratio)
+            pools = [([w], share) for w, share in zip(by_rank, shares, strict=True)]
+        else:
+            pools = [(kept, context_budget)] if kept else []
+        pools += [([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions]
+        for pool, budget in pools:
+            masks = fine.select([w.units for w in pool], budget)
+            for work, mask in zip(pool, masks, strict=True):
+                work.mask = mask
+        for work in works:
+            if not work.mask:  # fixed segments (all units always) and dropped passages
+                work.mask = [u.always for u in work.units]
+        timings["select"] = _lap(clock)
+
+        clock = time.perf_counter()
+        order = render_order(works, passages, kept_order, dropped)
+        text, messages, compressed_tokens = self._land(
+            document, works, order, dropped, kept + regions, target
+        )
+        timings["count"] = _lap(clock)
+        if abs(compressed_tokens - target) > 0.1 * target and not notes:
+            notes.append(f"landed at {compressed_tokens} tokens for a target of {target} (protected parts)")
+        return CompressionResult(
+            text=text,
+            original_tokens=original_tokens,
+            compressed_tokens=compressed_tokens,
+            target_tokens=target,
+            messages=messages,
+            pieces=pieces(works, dropped),
+            dropped_passages=sorted(w.segment.passage for w in dropped if w.segment.passage is not None),
+            passage_order=[w.segment.passage for w in kept if w.segment.passage is not None],
+            mode=mode,
+            timings=timings,
+            notes=notes,
+        )
+
+    # --- scoring --------------------------------------------------------------------------------------
+
+    def _render(
+        self, document: Document, works: list[Work], order: list[int], dropped: list[Work]
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        texts: dict[int, str] = {}
+        for index in order:
+            work = works[index]
+            texts[index] = render(work.segment.text, work.units, work.mask)
+        after = separators(works, order)
+        if document.messages is None:
+            return join([texts[i] + after[i] for i in order]), None
+        contents: dict[int, list[str]] = {}
+        for i in order:
+            message = works[i].segment.message
+            if message is not None:
+                contents.setdefault(message, []).append(texts[i] + after[i])
+        messages: list[dict[str, Any]] = []
+        for index, original in enumerate(document.messages):
+            if index in contents:
+                messages.append({**original, "content": join(contents[index]).strip()})
+            else:
+                messages.append(dict(original))
+        return "\n".join(str(m["content"]) for m in messages), messages
+
+    def _land(
+        self,
+        document: Document,
+        works: list[Work],
+        order: list[int],
+        dropped: list[Work],
+        adjustable: list[Work],
+        target: int,
+    ) -> tuple[str, list[dict[str, Any]] | None, int]:
+        """Render, count with the real tokenizer, and nudge the kept set until within TOLERANCE."""
+        text, messages = self._render(document, works, order, dropped)
+        tokens = self._count_output(text, messages)
+        for _ in range(4):
+            gap = target - tokens
+            if abs(gap) <= max(2, TOLERANCE * target):
+                break
+            if fine.adjust([w.units for w in adjustable], [w.mask for w in adjustable], gap) == 0:
+                break
+            text, messages = self._render(document, works, order, dropped)
+            tokens = self._count_output(text, messages)
+        return text, messages, tokens
+
+    def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
+        if messages is None:
+            return self.count_tokens(text)
+        return sum(self.count_tokens(str(m.get("content") or "")) for m in messages)
+
+    def _unchanged(
+        self,
+        document: Document,
+        original: str,
+        tokens: int,
+        target: int,
+        mode: str,
+        timings: dict[str, float],
+        note: str,
+    ) -> CompressionResult:
+        return CompressionResult(
+            text=original
+            if document.messages is None
+            else "\n".join(str(m["content"]) for m in document.messages),
+            original_tokens=tokens,
+            compressed_tokens=tokens,
+            target_tokens=target,
+            messages=[dict(m) for m in document.messages] if document.messages is not None else None,
+            pieces=[Piece(original, True)],
+            mode=mode,
+            timings=timings,
+            notes=[note],
+        )
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _lap(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _context_budget(
+    works: list[Work], regions: list[Work], original_tokens: int, target: int, notes: list[str]
+) -> int:
+    """What is left of the target for the context once the fixed parts, the regions with their own
+    rate and the separators between segments are paid for (LLMLingua's budget controller)."""
+    fixed = sum(w.tokens for w in works if w.segment.rate == 1.0)
+    region_budget = sum(round(w.tokens * (w.segment.rate or 1.0)) for w in regions)
+    overhead = max(0, original_tokens - sum(w.tokens for w in works))  # separators
+    budget = target - fixed - region_budget - overhead
+    if budget < 0:
+        notes.append(
+            f"the fixed parts alone ({fixed + overhead} tokens) exceed the target of {target}; "
+            "the context was cut to its protected parts"
+        )
+    return max(budget, 0)
+
+
+def _mean_score(work: Work) -> float:
+    tokens = sum(u.tokens for u in work.units)
+    return sum(u.score * u.tokens for u in work.units) / tokens if tokens else 0.0

@@ -1,0 +1,125 @@
+"""What gets compressed, cut into segments with roles: instruction, context passages, question.
+
+A document is a list of segments rendered in order, each followed by its own separator. Context
+segments carry a passage number (a demonstration, a retrieved passage, a paragraph): the coarse stage
+drops or reorders whole passages; the fine stage prunes inside them. Segments with a fixed `rate`
+(1.0 = verbatim) are the instruction, the question, `<keep>` / `<compress rate=R>` regions, and in chat
+requests the messages that are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .spans import split_markup
+
+Role = Literal["instruction", "context", "question"]
+
+
+@dataclass
+class Segment:
+    text: str
+    role: Role = "context"
+    rate: float | None = None  # None: the budget decides; 1.0: verbatim; else this region's own rate
+    passage: int | None = None  # context passages are numbered; they are ranked, dropped, reordered
+    separator: str = ""  # rendered after the segment (kept with it, dropped with it)
+    message: int | None = None  # index of the chat message it came from
+
+
+@dataclass
+class Document:
+    segments: list[Segment] = field(default_factory=list)
+    messages: list[dict[str, Any]] | None = None  # the original chat messages, when it came from chat
+
+    @property
+    def passages(self) -> list[Segment]:
+        return [s for s in self.segments if s.passage is not None]
+
+    def render(self, texts: Sequence[str] | None = None) -> str:
+        texts = texts if texts is not None else [s.text for s in self.segments]
+        return "".join(t + s.separator for t, s in zip(texts, self.segments, strict=True))
+
+
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
+_LINES = re.compile(r"\n")
+
+
+def passages_of(text: str, *, start: int = 0, min_chars: int = 1) -> list[Segment]:
+    """Context segments for free text: paragraphs (blank-line separated) if there are several, else
+    lines if there are several, else the whole text as one passage."""
+    for pattern in (_PARAGRAPHS, _LINES):
+        pieces = _split_keeping(text, pattern)
+        if len([p for p, _ in pieces if p.strip()]) >= 2:
+            break
+    else:
+        pieces = [(text, "")]
+    segments: list[Segment] = []
+    for body, separator in pieces:
+        if len(body) < min_chars and segments:
+            segments[-1].separator += body + separator
+            continue
+        segments.append(Segment(body, "context", passage=start + len(segments), separator=separator))
+    return segments
+
+
+_FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
+
+
+def _split_keeping(text: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    """(piece, separator) pairs; never cuts inside a fenced code block."""
+    fences = [m.span() for m in _FENCED.finditer(text)]
+    pieces: list[tuple[str, str]] = []
+    at = 0
+    for match in pattern.finditer(text):
+        if any(start < match.start() < end for start, end in fences):
+            continue
+        pieces.append((text[at : match.start()], match.group()))
+        at = match.end()
+    pieces.append((text[at:], ""))
+    if pieces and not pieces[0][0]:  # text starting with a break: fold the break into nothing lost
+        first_sep = pieces.pop(0)[1]
+        if pieces:
+            pieces[0] = (first_sep + pieces[0][0], pieces[0][1])
+    return pieces
+
+
+def from_text(text: str) -> Document:
+    """A free text: `<keep>`/`<compress rate=R>` regions become fixed-rate segments, the rest passages."""
+    segments: list[Segment] = []
+    for region in split_markup(text):
+        if region.rate is not None:
+            segments.append(Segment(region.text, "context", rate=region.rate))
+        else:
+            segments.extend(
+                passages_of(region.text, start=len([s for s in segments if s.passage is not None]))
+            )
+    return Document(segments)
+
+
+def from_parts(
+    context: str | Sequence[str],
+    *,
+    instruction: str = "",
+    question: str = "",
+    separator: str = "\n\n",
+    context_separator: str | None = None,
+) -> Document:
+    """instruction + context (one text, or a list of passages/demonstrations) + question, as LLMLingua
+    takes them. Parts are joined with `separator`; listed passages with `context_separator`."""
+    segments: list[Segment] = []
+    if instruction:
+        segments.append(Segment(instruction, "instruction", rate=1.0, separator=separator))
+    if isinstance(context, str):
+        segments.extend(from_text(context).segments)
+    else:
+        joiner = separator if context_separator is None else context_separator
+        for index, passage in enumerate(context):
+            segments.append(Segment(passage, "context", passage=index, separator=joiner))
+    if segments and segments[-1].role == "context":
+        segments[-1].separator = separator if question else ""
+    if question:
+        segments.append(Segment(question, "question", rate=1.0))
+    return Document(segments)

@@ -1,0 +1,284 @@
+"""The Scorer seam: how surprising each token of a text is to a causal LM, in nats.
+
+A `ScoreRequest` is a text to score and an optional `prefix` the model reads first (the text before it,
+a question, or both); only the text's own tokens are scored. Question-aware (contrastive) scores are two
+requests, the same text with and without the question in the prefix:
+
+    contrastive = log p(token | question + prefix) - log p(token | prefix)
+                = self_information(without question) - self_information(with question)
+
+Two scorers sit behind the seam: `LocalScorer` runs a transformers model in-process (the packaged
+SmolLM2 by default, shared with the local engine through `load_causal_lm`), batching every request of a
+call into a few bf16 forwards; `BackendScorer` asks any Backend for prompt logprobs (the local engine,
+SGLang's `/generate` with `return_logprob`), so that a large served model can do the scoring.
+Compression code never loads a model itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from backend import Backend, Prompt, SamplingParams
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score `text`, with `prefix` read before it (not scored). An empty prefix starts from a newline."""
+
+    text: str
+    prefix: str = ""
+
+
+@dataclass
+class TokenScores:
+    """Per-token results for one text: ids, character spans [start, end) in the text, and the
+    self-information -log p(token | everything before it), in nats (float32)."""
+
+    token_ids: np.ndarray  # [n] int64
+    spans: np.ndarray  # [n, 2] int64, character offsets into the scored text
+    self_information: np.ndarray  # [n] float32, nats
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Rates tokens. `count_tokens` counts a text in the tokenizer the scores are in."""
+
+    name: str
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
+        """One TokenScores per request, in order; all requests are run together where the scorer can."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+START_TEXT = "\n"  # what an empty prefix becomes, so that the first token of a text is predicted too
+
+
+# --- local: a transformers model in this process --------------------------------------------------------
+
+
+class LocalScorer:
+    """Scores with a causal LM loaded through `backend.engine.model.load_causal_lm` (shared and cached).
+
+    Requests are sorted by length and packed into forwards of at most `max_batch_tokens` (padded) tokens;
+    the LM head and log-softmax run only on the positions that are scored, `head_chunk` at a time, so the
+    [positions, vocab] logits never exist all at once.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_batch_tokens: int = 4096,
+        head_chunk: int = 512,
+    ) -> None:
+        from backend.engine.model import load_causal_lm
+        from backend.models import resolve_causal_lm
+
+        ref = resolve_causal_lm(model)
+        self.model_id = ref.model_id
+        self.loaded = load_causal_lm(str(ref.path), device, dtype)
+        self.max_batch_tokens = max_batch_tokens
+        self.head_chunk = head_chunk
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def tokenize_with_spans(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        encoded = self.loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+        spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        return ids, spans
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
+        return await asyncio.to_thread(self.score_sync, requests)
+
+    def score_sync(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
+        """The same as `score`, in the calling thread."""
+        rows = []
+        for request in requests:
+            ids, spans = self.tokenize_with_spans(request.text)
+            prefix_ids, _ = self.tokenize_with_spans(request.prefix or START_TEXT)
+            rows.append((prefix_ids, ids, spans))
+        results: list[TokenScores | None] = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        for group in _pack(
+            order, [len(rows[i][0]) + len(rows[i][1]) for i in range(len(rows))], self.max_batch_tokens
+        ):
+            nll = self._forward([(rows[i][0], rows[i][1]) for i in group])
+            for i, values in zip(group, nll, strict=True):
+                results[i] = TokenScores(rows[i][1], rows[i][2], values)
+        return [r for r in results if r is not None]
+
+    def _forward(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """-log p of every text token of every row, from one padded batch forward."""
+        import torch
+
+        loaded = self.loaded
+        width = max(len(p) + len(t) for p, t in rows)
+        ids = np.full((len(rows), width), loaded.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        where_rows: list[int] = []
+        where_cols: list[int] = []
+        for r, (prefix, text) in enumerate(rows):
+            n = len(prefix) + len(text)
+            ids[r, : len(prefix)] = prefix
+            ids[r, len(prefix) : n] = text
+            mask[r, :n] = 1
+            where_rows.extend([r] * len(text))
+            where_cols.extend(range(len(prefix), n))  # positions whose token is scored
+        device = loaded.device
+        input_ids = torch.from_numpy(ids).to(device)
+        rows_t = torch.tensor(where_rows, dtype=torch.long, device=device)
+        cols_t = torch.tensor(where_cols, dtype=torch.long, device=device)
+        nll = torch.empty(len(where_cols), dtype=torch.float32)
+        with torch.inference_mode(), loaded.lock:
+            hidden = loaded.model.model(
+                input_ids=input_ids, attention_mask=torch.from_numpy(mask).to(device), use_cache=False
+            ).last_hidden_state
+            states = hidden[rows_t, cols_t - 1]  # the state before a token predicts it
+            targets = input_ids[rows_t, cols_t]
+            for begin in range(0, len(where_cols), self.head_chunk):
+                end = begin + self.head_chunk
+                logits = loaded.logits(states[begin:end]).float()
+                picked = logits.gather(1, targets[begin:end].unsqueeze(1)).squeeze(1)
+                nll[begin:end] = (torch.logsumexp(logits, dim=-1) - picked).cpu()
+        values = nll.numpy()
+        out, at = [], 0
+        for _, text in rows:
+            out.append(values[at : at + len(text)].copy())
+            at += len(text)
+        return out
+
+
+def _pack(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Groups of request indices (already sorted by length) whose padded size fits `max_tokens`."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = max([lengths[i] for i in current] + [lengths[index]])
+        if current and longest * (len(current) + 1) > max_tokens:
+            groups.append(current)
+            current = []
+        current.append(index)
+    if current:
+        groups.append(current)
+    return groups
+
+
+# --- any backend: prompt logprobs -------------------------------------------------------------------------
+
+# Pieces that BPE tokenizers never merge across: a run of letters/digits/marks with its leading space,
+# a run of other symbols with its leading space, or whitespace. Tokenizing piece by piece gives every
+# token an exact character span without needing offsets from the backend.
+_PIECE = re.compile(r" ?[^\W\d_]+| ?\d| ?[^\s\w]+|_+|\s+(?!\S)|\s+")
+
+
+class BackendScorer:
+    """Scores with any Backend that declares `prompt_logprobs` (the local engine, SGLang).
+
+    Each request becomes one token-id prompt (prefix + text) sent with `max_tokens=0` and
+    `prompt_logprobs=True`; a call sends all its requests in one `generate`, which the backend batches.
+    Token ids come from `backend.tokenize`, piece by piece (see `_PIECE`), so spans are exact.
+    """
+
+    name = "backend"
+
+    def __init__(self, backend: Backend) -> None:
+        if not backend.capabilities.prompt_logprobs:
+            from backend import UnsupportedRequest
+
+            raise UnsupportedRequest(
+                f"the {backend.name} backend cannot return prompt logprobs to score with"
+            )
+        self.backend = backend
+        self._piece_ids: dict[str, list[int]] = {}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.backend.tokenize(text))
+
+    def tokenize_with_spans(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for match in _PIECE.finditer(text):
+            piece = match.group()
+            piece_ids = self._piece_ids.get(piece)
+            if piece_ids is None:
+                piece_ids = self._piece_ids[piece] = self.backend.tokenize(piece)
+            ids.extend(piece_ids)
+            spans.extend(_spread(match.start(), match.end(), len(piece_ids)))
+        return np.asarray(ids, dtype=np.int64), np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
+        rows = []
+        for request in requests:
+            prefix_ids, _ = self.tokenize_with_spans(request.prefix or START_TEXT)
+            ids, spans = self.tokenize_with_spans(request.text)
+            rows.append((prefix_ids, ids, spans))
+        scored = [r for r in rows if len(r[1])]
+        generations: list[Any] = []
+        if scored:
+            # One call per distinct prefix length: logprob_start is per call in the Backend seam.
+            by_start: dict[int, list[int]] = {}
+            for i, row in enumerate(scored):
+                by_start.setdefault(len(row[0]), []).append(i)
+            generations = [None] * len(scored)
+            calls = [
+                self.backend.generate(
+                    [
+                        Prompt.from_token_ids(np.concatenate([scored[i][0], scored[i][1]]).tolist())
+                        for i in group
+                    ],
+                    SamplingParams(temperature=0.0, max_tokens=0),
+                    prompt_logprobs=True,
+                    logprob_start=start,
+                )
+                for start, group in by_start.items()
+            ]
+            for group, results in zip(by_start.values(), await asyncio.gather(*calls), strict=True):
+                for i, generation in zip(group, results, strict=True):
+                    generations[i] = generation
+        out, at = [], 0
+        for prefix, ids, spans in rows:
+            if not len(ids):
+                out.append(TokenScores(ids, spans, np.zeros(0, dtype=np.float32)))
+                continue
+            logprobs = _logprobs_of(generations[at], len(prefix), len(ids))
+            at += 1
+            out.append(TokenScores(ids, spans, -logprobs))
+        return out
+
+
+def _logprobs_of(generation: Any, start: int, count: int) -> np.ndarray:
+    values = (generation.prompt_logprobs or [])[start : start + count]
+    if len(values) != count or any(v is None for v in values):
+        from backend import BackendError
+
+        raise BackendError("the backend returned no prompt logprob for some tokens", backend="scorer")
+    return np.asarray(values, dtype=np.float32)
+
+
+def _spread(start: int, end: int, count: int) -> list[tuple[int, int]]:
+    """Spans for `count` tokens of the piece text[start:end]: the first token takes the piece's start,
+    the others split the rest evenly (exact for the usual one-token pieces)."""
+    if count <= 1:
+        return [(start, end)] * count
+    cuts = [start + (end - start) * k // count for k in range(count + 1)]
+    return [(cuts[k], cuts[k + 1]) for k in range(count)]
+
+
+TokenCounter = Callable[[str], int]
