@@ -76,3 +76,41 @@ async def test_wrapped_async_client(mw: Middleware, proxy_url: str) -> None:
     )
     chunks = [c async for c in stream]
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+LONG_CONTEXT = (
+    "The library on Elm Street opened in 1987 with 12,500 books and two reading rooms. Over the years the "
+    "town council paid for a new wing, a children's corner and a small cafe, and by 2020 the collection had "
+    "grown to 48,300 volumes, most of them donated by local families. Volunteers run a reading club every "
+    "Tuesday evening, and the building is closed on Sundays and on public holidays."
+)
+
+
+def test_compress_alone_gives_a_typed_result_at_the_requested_rate(mw: Middleware) -> None:
+    from middleware.compress import CompressionResult
+
+    result = mw.compress(LONG_CONTEXT, rate=0.5)
+    assert isinstance(result, CompressionResult) and 0.4 <= result.ratio <= 0.6
+    assert result.compressed_tokens < result.original_tokens and "1987" in LONG_CONTEXT
+    system = {"role": "system", "content": "You answer in one short sentence."}
+    user = {"role": "user", "content": LONG_CONTEXT + "\n\nWhen did the library open?"}
+    chat = mw.compress([system, user], rate=0.5)
+    assert chat.messages is not None and chat.messages[0] == system  # the system prompt stays
+    assert chat.messages[1]["content"].endswith("When did the library open?")  # so does the question
+    with pytest.raises(ValueError, match="rate"):
+        mw.compress("some text", rate=2)
+
+
+def test_wrapped_client_compresses_long_context_when_asked(mw: Middleware, proxy_url: str) -> None:
+    client = mw.wrap(openai.OpenAI(base_url=proxy_url, api_key="unused", max_retries=0))
+    messages = [{"role": "user", "content": LONG_CONTEXT + "\n\nWhen did the library open?"}]
+    reply = client.chat.completions.create(
+        model="default",
+        messages=messages,
+        max_tokens=4,
+        extra_body={"promptfold": {"compress": {"rate": 0.5}}},
+    )
+    [stage] = [s for s in reply.model_extra["promptfold"]["stages"] if s["stage"] == "compress"]
+    assert stage["applied"] and stage["tokens_out"] < stage["tokens_in"]
+    plain = client.chat.completions.create(model="default", messages=messages, max_tokens=4)
+    assert reply.usage.prompt_tokens < plain.usage.prompt_tokens  # what reached the server was shorter

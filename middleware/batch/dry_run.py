@@ -23,6 +23,7 @@ def estimate(spec: JobSpec, rewriter: Rewriter, sample_size: int = 32, seed: int
     outputs = rewriter.rewrite(valid) if valid else []
     seconds = time.perf_counter() - started
     done = [o for o in outputs if o.error is None and o.original_tokens]
+    ratios = [(o.tokens or 0) / (o.original_tokens or 1) for o in done]
     tokens_in = sum(o.original_tokens or 0 for o in done)
     tokens_out = sum(o.tokens or 0 for o in done)
     per_row_in = tokens_in / len(done) if done else 0.0
@@ -35,9 +36,7 @@ def estimate(spec: JobSpec, rewriter: Rewriter, sample_size: int = 32, seed: int
         "sample_tokens_in": tokens_in,
         "sample_tokens_out": tokens_out,
         "ratio": round(ratio, 4) if ratio is not None else None,
-        "ratio_median": round(statistics.median(o.tokens / o.original_tokens for o in done), 4)
-        if done
-        else None,
+        "ratio_median": round(statistics.median(ratios), 4) if ratios else None,
         "estimated_tokens_in": round(per_row_in * total),
         "estimated_tokens_saved": round(per_row_in * total * (1 - ratio)) if ratio is not None else None,
         "estimated_seconds": round(seconds / max(len(sample), 1) * total, 1),

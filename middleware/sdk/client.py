@@ -8,13 +8,14 @@ print(reply.text, reply.usage.prompt_tokens)
 
 mw = Middleware("sglang://127.0.0.1:30000", compress={"rate": 0.5})
 reply = mw.chat(messages, organize="auto")          # per-call options override the defaults
+result = mw.compress(long_text, rate=0.4)            # compression alone: result.text, result.ratio
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend import Backend, Generation, SamplingParams, Usage, open_backend
 
@@ -23,6 +24,10 @@ from ..options import RequestOptions
 from ..pipeline import Completion, Pipeline, Request
 from ..report import RequestReport
 from .loop import LoopThread
+
+if TYPE_CHECKING:
+    from ..compress.result import CompressionResult
+    from ..compress.stage import CompressStage
 
 Messages = str | Sequence[dict[str, Any]]
 
@@ -150,6 +155,40 @@ class Middleware:
             extra=extra,
         )
         return Request(sampling=sampling, messages=chat, n=n, options=options)
+
+    # --- compression alone (no model call) --------------------------------------------------------
+
+    def compress(self, prompt: Messages, **options: Any) -> CompressionResult:
+        """Compress a text or chat messages the way the pipeline would, without calling the model.
+
+        `options` are the `compress` fields (rate, target_tokens, question, mode, scorer, ...) over the
+        instance's `compress=` defaults; a bad value raises ValueError naming it::
+
+            result = mw.compress(long_text, rate=0.4)
+            print(result.text, result.original_tokens, "->", result.compressed_tokens)
+            result = mw.compress(messages, rate=0.3, question="Who founded it?")  # result.messages
+        """
+        return self._loop.run(self._compress(prompt, options))
+
+    async def acompress(self, prompt: Messages, **options: Any) -> CompressionResult:
+        """`compress` for async code."""
+        return await self._loop.run_async(self._compress(prompt, options))
+
+    async def _compress(self, prompt: Messages, options: dict[str, Any]) -> CompressionResult:
+        stage = self._compress_stage()
+        parsed = stage.options_for(options, where="compress")
+        assert parsed is not None  # a dict of options (even empty) always parses to options
+        if isinstance(prompt, str):
+            return await stage.run(parsed, text=prompt)
+        return await stage.run(parsed, messages=list(prompt))
+
+    def _compress_stage(self) -> CompressStage:
+        from ..compress.stage import CompressStage, stage
+
+        for each in self.pipeline.stages:
+            if isinstance(each, CompressStage):
+                return each
+        return stage(self.backend, self.settings)
 
     # --- wrapping an OpenAI client -----------------------------------------------------------------
 
