@@ -195,8 +195,11 @@ class Backend(Protocol):
     """The contract every engine fulfils (local, SGLang, any OpenAI-compatible server)."""
 
     name: str  # "local", "sglang", "openai"
-    model_id: str  # the model's name as clients see it in /v1/models
     capabilities: Capabilities
+
+    @property
+    def model_id(self) -> str:  # the model's name as clients see it in /v1/models (read-only here)
+        ...
 
     async def generate(
         self,

@@ -12,31 +12,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from backend import SamplingParams, StreamChunk
-
 from ..options import RequestOptions
 from ..pipeline import Completion
 from ..pipeline import Request as PipelineRequest
 from .errors import ApiError, from_exception, from_validation
 from .schemas import (
-    AssistantMessage,
-    ChatChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
-    ChunkChoice,
     CompletionChoice,
     CompletionRequest,
-    Delta,
     ModelCard,
     ModelList,
-    PromptTokensDetails,
     TextCompletion,
-    UsageOut,
     new_id,
     now,
 )
 from .state import ServerState, get_state
+from .translate import ChatChunks, TextChunks, chat_completion, chat_request, sampling_from, usage_out
 
 BYPASS_HEADER = "x-promptfold-bypass"
 # Modules with `build_router(auth) -> APIRouter` for routes beyond the OpenAI ones (e.g. /v1/compress).
@@ -75,30 +66,16 @@ async def chat_completions(request: Request) -> Any:
     state.check_model(body.model)
     _check_n(body.n, body.stream, state)
     try:
-        messages = [m.as_text_message() for m in body.messages]
+        pipeline_request = chat_request(
+            body, state.settings.default_max_tokens, _options(body, request, state)
+        )
     except ValueError as error:
         raise ApiError(400, str(error), param="messages", code="invalid_value") from error
-    pipeline_request = PipelineRequest(
-        sampling=_sampling(body, body.token_budget(state.settings.default_max_tokens)),
-        messages=messages,
-        n=body.n,
-        options=_options(body, request, state),
-    )
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(state, pipeline_request, "chat", include_usage)
     completion = await state.run(state.pipeline.complete(pipeline_request), route="chat")
-    response = ChatCompletion(
-        id=new_id("chatcmpl"),
-        created=now(),
-        model=state.model_id,
-        choices=[
-            ChatChoice(index=i, message=AssistantMessage(content=g.text), finish_reason=g.finish_reason)
-            for i, g in enumerate(completion.choices)
-        ],
-        usage=_usage(completion),
-        promptfold=completion.report.as_dict(),
-    )
+    response = chat_completion(completion, state.model_id)
     return JSONResponse(response.model_dump(exclude_none=True), headers=completion.report.headers())
 
 
@@ -109,7 +86,7 @@ async def completions(request: Request) -> Any:
     _check_n(body.n, body.stream, state)
     prompts = body.prompts()
     options = _options(body, request, state)
-    sampling = _sampling(body, body.max_tokens)
+    sampling = sampling_from(body, body.max_tokens)
     requests = [PipelineRequest(sampling=sampling, prompt=p, n=body.n, options=options) for p in prompts]
     if body.stream:
         if len(requests) > 1:
@@ -124,7 +101,7 @@ async def completions(request: Request) -> Any:
         for p, completion in enumerate(results)
         for i, g in enumerate(completion.choices)
     ]
-    usage = _usage(*results)
+    usage = usage_out(*results)
     report = results[0].report
     response = TextCompletion(
         id=new_id("cmpl"),
@@ -163,17 +140,6 @@ def _check_n(n: int, stream: bool, state: ServerState) -> None:
         raise ApiError(400, "n > 1 is not supported with stream=true", param="n", code="invalid_value")
 
 
-def _sampling(body: ChatCompletionRequest | CompletionRequest, max_tokens: int) -> SamplingParams:
-    return SamplingParams(
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
-        max_tokens=max_tokens,
-        stop=list(body.stop or []),
-        seed=body.seed,
-        extra=body.passthrough(),
-    )
-
-
 def _options(
     body: ChatCompletionRequest | CompletionRequest, request: Request, state: ServerState
 ) -> RequestOptions:
@@ -184,18 +150,6 @@ def _options(
         return options.merged_over(state.settings.stage_defaults)
     except ValidationError as error:
         raise from_validation(error) from error
-
-
-def _usage(*completions: Completion) -> UsageOut:
-    prompt = sum(c.report.prompt_tokens for c in completions)
-    completion = sum(c.report.completion_tokens for c in completions)
-    cached = sum(c.report.cached_tokens for c in completions)
-    return UsageOut(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
-    )
 
 
 async def _stream(state: ServerState, request: PipelineRequest, route: str, include_usage: bool) -> Any:
@@ -211,7 +165,7 @@ async def _stream(state: ServerState, request: PipelineRequest, route: str, incl
     except Exception as error:
         state.record_failure(route, from_exception(error).status, started)
         raise
-    render = _ChatChunks(state.model_id) if route == "chat" else _TextChunks(state.model_id)
+    render = ChatChunks(state.model_id) if route == "chat" else TextChunks(state.model_id)
 
     async def events() -> AsyncIterator[str]:
         status = 200
@@ -254,54 +208,3 @@ async def _stream(state: ServerState, request: PipelineRequest, route: str, incl
 def _sse(payload: BaseModel | dict[str, Any]) -> str:
     data = payload.model_dump(exclude_none=True) if isinstance(payload, BaseModel) else payload
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-class _ChatChunks:
-    def __init__(self, model: str) -> None:
-        self.id, self.created, self.model = new_id("chatcmpl"), now(), model
-
-    def _chunk(self, choices: list[ChunkChoice], **extra: Any) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, **extra
-        )
-
-    def role_chunk(self) -> ChatCompletionChunk:
-        return self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-
-    def content(self, text: str) -> ChatCompletionChunk:
-        return self._chunk([ChunkChoice(delta=Delta(content=text))])
-
-    def finish(self, reason: str, report: dict[str, Any]) -> ChatCompletionChunk:
-        return self._chunk([ChunkChoice(delta=Delta(), finish_reason=reason)], promptfold=report)
-
-    def usage(self, chunk: StreamChunk) -> ChatCompletionChunk:
-        assert chunk.usage is not None
-        return self._chunk([], usage=_usage_of(chunk))
-
-
-class _TextChunks:
-    def __init__(self, model: str) -> None:
-        self.id, self.created, self.model = new_id("cmpl"), now(), model
-
-    def _chunk(self, choices: list[CompletionChoice], **extra: Any) -> TextCompletion:
-        return TextCompletion(id=self.id, created=self.created, model=self.model, choices=choices, **extra)
-
-    def content(self, text: str) -> TextCompletion:
-        return self._chunk([CompletionChoice(index=0, text=text, finish_reason=None)])
-
-    def finish(self, reason: str, report: dict[str, Any]) -> TextCompletion:
-        return self._chunk([CompletionChoice(index=0, text="", finish_reason=reason)], promptfold=report)
-
-    def usage(self, chunk: StreamChunk) -> TextCompletion:
-        return self._chunk([], usage=_usage_of(chunk))
-
-
-def _usage_of(chunk: StreamChunk) -> UsageOut:
-    assert chunk.usage is not None
-    u = chunk.usage
-    return UsageOut(
-        prompt_tokens=u.prompt_tokens,
-        completion_tokens=u.completion_tokens,
-        total_tokens=u.total_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=u.cached_tokens),
-    )
