@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from backend import Backend, ChatMessage, Prompt
 
+from ..token_ids import common_prefix_length
 from .skeleton import ANSWER_START, skeleton_messages
 
 EXPAND_INSTRUCTION = "Question: {question}\n\nExplain this part of the answer in two sentences:"
@@ -61,7 +62,7 @@ def branch_prompts(backend: Backend, question: str, system: str | None) -> Branc
     # The point starts with a space, which the tokenizer keeps apart from the ":" before it; check anyway,
     # with a point that could glue to the head if the tokenizer merged across it.
     probe = backend.tokenize(head + " x" + foot)
-    common = _common_length(shared, probe)
+    common = common_prefix_length(shared, probe)
     return BranchPrompts(Prompt.from_token_ids(shared[:common]), common, head, foot, as_token_ids=True)
 
 
@@ -72,7 +73,7 @@ def shared_prefix_length(prompts: list[Prompt]) -> int:
         return 0
     first = ids[0]
     assert first is not None
-    return min(_common_length(first, other) for other in ids if other is not None)
+    return min(common_prefix_length(first, other) for other in ids if other is not None)
 
 
 def _as_prompt(backend: Backend, text: str) -> Prompt:
@@ -82,12 +83,3 @@ def _as_prompt(backend: Backend, text: str) -> Prompt:
 def _token_ids(backend: Backend) -> bool:
     # Token ids make the shared prefix exact (the text form leaves tokenizing to the server).
     return backend.capabilities.token_ids
-
-
-def _common_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -3,19 +3,13 @@ should answer with (`http_status`), so stages and the CLI stay free of HTTP."""
 
 from __future__ import annotations
 
+from ..user_errors import UserError
 
-class RetrievalError(ValueError):
-    """Base class: a one-sentence message, an HTTP status and an OpenAI-style error code.
 
-    A ValueError, so that the proxy's ValueError handler answers it with its own status."""
+class RetrievalError(UserError):
+    """Base class of retrieval's errors (see UserError: message, HTTP status, OpenAI-style code)."""
 
-    http_status = 400
     code = "invalid_value"
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
 
 
 class InvalidInput(RetrievalError):

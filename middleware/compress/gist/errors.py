@@ -5,18 +5,11 @@ The proxy maps them to OpenAI-shaped errors (`http_status`), the CLI prints the 
 
 from __future__ import annotations
 
+from ...user_errors import UserError
 
-class GistError(ValueError):
+
+class GistError(UserError):
     """A gist cannot be made or used as asked. `http_status` is the HTTP status the proxy answers with."""
-
-    http_status = 400
-    param: str | None = None
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if param is not None:
-            self.param = param
 
 
 class PrefixTooShort(GistError):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ...token_ids import common_prefix_length, starts_with
 from .errors import PrefixTooShort, TooManyGistTokens
 
 Role = Literal["system", "user"]
@@ -111,16 +112,3 @@ def check_gist_size(prefix_tokens: int, k: int) -> None:
 
 def prefix_hash(token_ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()
-
-
-def starts_with(ids: Sequence[int], prefix: Sequence[int]) -> bool:
-    return len(ids) >= len(prefix) and list(ids[: len(prefix)]) == list(prefix)
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
