@@ -143,6 +143,25 @@ def test_question_aware_mode_keeps_the_passage_with_the_answer(compressor: Compr
     assert result.text.endswith("Question: Who designed the Eiffel Tower?")
 
 
+LIBRARY = (
+    "The library on Elm Street opened in 1987 with 12,500 books and two reading rooms. Over the years the town "
+    "council paid for a new wing, a children's corner and a small cafe, and by 2020 the collection had grown "
+    "to 48,300 volumes, most of them donated by local families. Volunteers run a reading club every Tuesday "
+    "evening, and the building is closed on Sundays and public holidays."
+)
+
+
+def test_a_lone_passage_is_ranked_sentence_by_sentence_for_the_question(compressor: Compressor) -> None:
+    result = run(
+        compressor.compress_text(LIBRARY, CompressOptions(rate=0.5, question="When did the library open?"))
+    )
+    assert "opened in 1987" in result.text  # the sentence that answers stays
+    assert 0.4 <= result.ratio <= 0.6
+    kept = [s for s in LIBRARY.split(". ") if s.rstrip(".") in result.text]
+    assert kept and result.text.index(kept[0]) == 0  # sentences keep their original order
+    assert any("sentences were ranked" in note for note in result.notes)
+
+
 def test_chat_messages_keep_the_system_prompt_and_the_last_question(compressor: Compressor) -> None:
     messages = [
         {"role": "system", "content": "You are a careful analyst. Answer briefly."},

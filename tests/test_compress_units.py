@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from middleware.compress.coarse import choose_passages, dynamic_budgets
-from middleware.compress.document import from_text
+from middleware.compress.document import by_sentences, from_parts, from_text
 from middleware.compress.fine import select
 from middleware.compress.spans import MarkupError, protected_spans, split_markup
 from middleware.compress.units import Unit, render, split_units
@@ -113,3 +113,20 @@ def test_coarse_keeps_the_most_relevant_passages_until_the_budget() -> None:
     assert by_relevance.kept == [2, 1]
     in_order = choose_passages([50, 50, 50], [0.1, 0.5, 0.9], budget=60, factor=1.5, reorder=False)
     assert in_order.kept == [1, 2]
+
+
+def test_a_lone_passage_splits_into_sentences_that_render_back_exactly() -> None:
+    text = "Smith arrived at 9.30 am. He left at noon!  Why? Nobody knows."
+    document = from_parts(text, instruction="Read this.", question="When did he leave?")
+    split = by_sentences(from_parts("One sentence only.", question="q"))
+    assert split is None  # one sentence: nothing to rank
+    sentences = by_sentences(from_text("First part.\n\nSecond part. Still second."))
+    assert sentences is None  # several passages already: they are ranked as they are
+    cut = by_sentences(document)
+    assert cut is not None and cut.render() == document.render()
+    assert [s.text for s in cut.passages] == [
+        "Smith arrived at 9.30 am.",
+        "He left at noon!",
+        "Why?",
+        "Nobody knows.",
+    ]

@@ -1,7 +1,7 @@
 """Coarse compression: rank whole passages (or demonstrations) and keep the best until the budget.
 
-Rankers follow one structural protocol, so any ranker with `rank(question, passages)` plugs in
-(retrieval's hybrid BM25 + dense ranker, for instance). Two come with the package:
+Rankers follow one structural protocol, so any ranker with `rank(question, passages)` plugs in. The
+Compressor's default is retrieval's hybrid BM25 + MiniLM ranker; two more come with this package:
 - `EmbeddingRanker`: cosine between MiniLM embeddings of the question and each passage (cheap);
 - `PerplexityRanker`: how likely the question is after the passage, as LongLLMLingua ranks them
   (one forward over every passage with the scoring model).

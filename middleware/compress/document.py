@@ -65,6 +65,33 @@ def passages_of(text: str, *, start: int = 0, min_chars: int = 1) -> list[Segmen
     return segments
 
 
+# A sentence ends with . ! or ? and is followed by whitespace and what can start a sentence.
+_SENTENCES = re.compile(r"(?<=[.!?])[ \t]+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def by_sentences(document: Document) -> Document | None:
+    """The document with its one context passage cut into sentences (each a passage of its own), or None
+    when it has several passages already or the passage is one sentence. Question-aware compression ranks
+    sentences of a lone passage as it ranks passages: on nq_retrieval dev (one relevant passage per
+    question) that kept the gold answer in 41/60 passages at rate 0.5 instead of 31/60."""
+    passages = [s for s in document.segments if s.passage is not None and s.rate is None]
+    if len(passages) != 1:
+        return None
+    lone = passages[0]
+    pieces = _split_keeping(lone.text, _SENTENCES)
+    if len([p for p, _ in pieces if p.strip()]) < 2:
+        return None
+    sentences = [
+        Segment(body, "context", passage=n, separator=separator, message=lone.message)
+        for n, (body, separator) in enumerate(pieces)
+    ]
+    sentences[-1].separator = lone.separator
+    segments: list[Segment] = []
+    for segment in document.segments:
+        segments.extend(sentences if segment is lone else [segment])
+    return Document(segments, document.messages)
+
+
 _FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
 
 

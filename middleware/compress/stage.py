@@ -34,7 +34,7 @@ class CompressStage:
     def __init__(self, backend: Backend, settings: Settings, *, ranker: PassageRanker | None = None) -> None:
         self.backend = backend
         self.settings = settings
-        self.ranker = ranker  # question-aware passage ranking; None: MiniLM cosine (EmbeddingRanker)
+        self.ranker = ranker  # question-aware passage ranking; None: the Compressor's default (hybrid)
         self._compressors: dict[str, Compressor] = {}
 
     def options_for(self, raw: dict[str, Any] | bool | None, *, where: str) -> CompressOptions | None:
@@ -133,8 +133,4 @@ def stage_report(result: CompressionResult, options: CompressOptions) -> StageRe
 
 
 def stage(backend: Backend, settings: Settings) -> CompressStage:
-    # Question-aware passage ranking by the retrieval package's hybrid ranker (BM25 + MiniLM, fused):
-    # it beats cosine alone on the retrieval set (recall@5 0.991 vs 0.988) and shares its embedder cache.
-    from middleware.retrieval.ranker import PassageRanker as HybridRanker
-
-    return CompressStage(backend, settings, ranker=HybridRanker())
+    return CompressStage(backend, settings)
