@@ -24,6 +24,12 @@ from middleware.organize.router.train import read_questions
         ("Estimate how many bicycles there are in Amsterdam.", "step_by_step"),
         ("Who was the first woman to win a Nobel Prize?", "short_fact"),
         ("Why?", "too_short"),
+        ("How can I use Python to rename every file in a folder by its date?", "tooling"),
+        ("How do I get rid of a KeyError when my script reads the settings file?", "tooling"),
+        ("Please list the three largest deserts of the world in a table with their areas.", "format"),
+        ("What are the steps to install a printer driver on a new laptop?", "step_by_step"),
+        ("Why does ice float on water? Answer in two sentences.", "short_fact"),
+        ("Can you suggest a name for a cafe that sells only soup?", "short_fact"),
     ],
 )
 def test_rules_send_chains_prose_and_short_facts_to_plain_decoding(question: str, rule: str) -> None:
@@ -36,6 +42,8 @@ def test_rules_leave_point_by_point_questions_to_the_classifier() -> None:
         "What are some ways to stay focused while studying?",
         "What would happen if trains were free for everyone?",
         "What are the main differences between Python and Go as programming languages?",
+        "What are the advantages of Python as a first language for students compared with C++ and Java?",
+        "What measures can a city take to make its streets safer for cyclists?",
     ):
         assert plain_by_rule(question) is None
         assert asks_for_points(question)
@@ -53,6 +61,14 @@ def test_training_data_is_ours_large_and_balanced() -> None:
     assert {"math", "coding", "fermi", "writing", "roleplay", "short_fact"} <= {
         q.category for q in questions if not q.label
     }
+
+
+def test_training_data_holds_long_instructions_with_hard_negatives() -> None:
+    long = [q for q in read_questions() if len(q.question.split()) >= 15]
+    labels = Counter(q.label for q in long)
+    assert len(long) >= 150 and min(labels.values()) >= 0.35 * len(long)
+    # connected explanations worded with enumerating nouns ("factors", "points") are labelled plain
+    assert any(q.label == 0 and not plain_by_rule(q.question) and asks_for_points(q.question) for q in long)
 
 
 def test_logistic_regression_separates_separable_points() -> None:

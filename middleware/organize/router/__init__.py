@@ -10,7 +10,7 @@ our own labelled questions in `data/router_train.csv`) decides the rest, and mus
 
     router = Router()
     router.decide("What are some ways to save money on groceries?")
-    # RouteDecision(use_sot=True, reason='classifier p=0.93 >= 0.60', rule=None, probability=0.93)
+    # RouteDecision(use_sot=True, reason='classifier p=0.93 >= 0.62 (asks for several points)', rule=None, probability=0.93)
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Cheap rules around the classifier.
 
-`plain_by_rule` rules SoT out before any model runs: questions whose answer is a chain (math, code,
-step-by-step reasoning), one piece of prose (stories, poems, letters, role-play), a transformation of
-given text, or a short fact. `asks_for_points` looks for what SoT's own definition of a suitable
+`plain_by_rule` rules SoT out before any model runs: questions whose answer is a chain (math, code, a
+how-to in a named language or tool, step-by-step reasoning or an ordered procedure), one piece of prose
+(stories, poems, letters, role-play), a transformation of given text, a required output format (table,
+JSON), or a short fact or answer ("answer in two sentences", "suggest a name"). `asks_for_points` looks for what SoT's own definition of a suitable
 question needs, an answer made of several independent points: an enumerating noun ("ways", "causes",
 "benefits"), an advice frame ("how can I", "what should we") or a counterfactual ("what if"). The
 router asks the classifier to be very sure when that cue is missing.
@@ -36,6 +37,25 @@ RULES: tuple[Rule, ...] = (
         "code is one connected unit",
     ),
     Rule(
+        "tooling",
+        re.compile(
+            r"(?i:\b(in|using|(?<!compared )with|use|via)\s+(python|java(script)?|typescript|c\+\+|c#|sql|matlab|excel|latex|"
+            r"bash|shell|powershell|html|css|swift|kotlin|rust|golang|php|ruby|scala|node\.?js|react|pandas|"
+            r"numpy|docker|kubernetes|linux|ubuntu|windows|nginx|postgres\w*|mysql|regular expressions?|regex)(?!\w)"
+            r"|\b(shell|terminal|command[- ]line|bash|git|sql)\s+(command|query|queries)\b)|\b[A-Z]\w*Error\b",
+        ),
+        "a how-to in a named language or tool is code or a chain of commands",
+    ),
+    Rule(
+        "format",
+        re.compile(
+            r"\b(in|as|into)\s+(a\s+|the\s+form\s+of\s+a\s+)?(table|json|xml|yaml|csv|markdown|latex)\b"
+            r"|\bjson\b|\bformatted as\b",
+            _I,
+        ),
+        "a required output format is one structured piece",
+    ),
+    Rule(
         "math",
         re.compile(
             r"\d\s*[-+*/^×÷=]\s*\d|\b(solve|calculate|compute|simplify|integral|derivative|equation|"
@@ -48,7 +68,9 @@ RULES: tuple[Rule, ...] = (
         "step_by_step",
         re.compile(
             r"step[- ]by[- ]step|\b(walk me through|explain your (reasoning|answer|calculation)|"
-            r"show your (work|reasoning|calculation)|reason it out|estimate)\b",
+            r"show your (work|reasoning|calculation)|reason it out|estimate)\b"
+            r"|\bthe (main )?(steps|stages) (to|for|involved|required|needed)\b|\bin (the )?order (they|that|in which)\b"
+            r"|\bchronological\b|\bgo through the process\b",
             _I,
         ),
         "the answer is a chain of reasoning",
@@ -88,7 +110,11 @@ RULES: tuple[Rule, ...] = (
         re.compile(
             r"^\s*(who|when|where|whose)\b[^,;]{0,80}\?\s*$|^\s*(what|how)\s+(is|was|are)\s+the\s+"
             r"(capital|currency|symbol|population|date|name|tallest|largest|smallest|longest|"
-            r"boiling|freezing|speed|distance)\b|^\s*(hi|hello|hey|thanks|thank you)\b",
+            r"boiling|freezing|speed|distance)\b|^\s*(hi|hello|hey|thanks|thank you)\b"
+            r"|\b(answer|reply|respond) (briefly|in (one|two|three|a few) (sentences?|words))|\bin (one|a single|two|"
+            r"three|a few) sentences\b|\b(no|not) more than \d+ words\b|\bjust (list|name|give) (them|it)\b|"
+            r"\bwithout (any )?(explanation|commentary)\b|\bno further commentary\b|^\s*name the\b|"
+            r"\b(suggest|give|propose|come up with) (me )?(a|one) ([\w-]+ ){0,2}(name|title|slogan|tagline)\b",
             _I,
         ),
         "the answer is a short fact or a reply",
