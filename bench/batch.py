@@ -3,6 +3,8 @@ the scorer buys over one row at a time.
 
     python bench/batch.py                                   # GSM8K dev (264 rows), rate 0.5, local scorer
     python bench/batch.py --rows 64 --batch-sizes 1,16      # a quicker look
+    PROMPTFOLD_DEVICE=cuda python bench/batch.py            # the local scorer on a GPU
+    python bench/batch.py --backend sglang://127.0.0.1:30000 --scorer backend   # SGLang's prompt logprobs
 
 Rows: each GSM8K dev problem as a prompt to rewrite, its question followed by its worked solution (the
 text of a chain-of-thought demonstration, 100-250 SmolLM2 tokens).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -40,11 +43,11 @@ def load_rows(path: Path, limit: int) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def job_run(rows: list[dict], rate: float, batch_size: int) -> dict:
+def job_run(rows: list[dict], options: dict, backend: str, batch_size: int) -> dict:
     from middleware.batch import JobSpec, run_job
     from middleware.batch.compress_rewriter import compress_rewriter
 
-    rewriter = compress_rewriter({"rate": rate})
+    rewriter = compress_rewriter(options, backend)
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -63,11 +66,11 @@ def job_run(rows: list[dict], rate: float, batch_size: int) -> dict:
     }
 
 
-def batching_run(rows: list[dict], rate: float, sizes: list[int], chunk: int) -> dict:
+def batching_run(rows: list[dict], options: dict, backend: str, sizes: list[int], chunk: int) -> dict:
     from middleware.batch import RowInput
     from middleware.batch.compress_rewriter import compress_rewriter
 
-    rewriter = compress_rewriter({"rate": rate})
+    rewriter = compress_rewriter(options, backend)
     rewriter.rewrite([RowInput(text=rows[0]["prompt"])])  # load the model and warm up outside the clock
     seconds = {size: 0.0 for size in sizes}
     texts: dict[int, list[str]] = {size: [] for size in sizes}
@@ -111,7 +114,12 @@ def markdown(result: dict, command: str) -> str:
         "# Batch rewrite: throughput and batching",
         "",
         f"`{command}` on {result['date']}, {result['machine']} (shared with other work: compare rows of",
-        "one table, not absolute numbers across runs). Scorer: SmolLM2-135M-Instruct bf16, in-process.",
+        "one table, not absolute numbers across runs). Scorer: SmolLM2-135M-Instruct bf16, "
+        + (
+            f"in-process on {result['device']}."
+            if result["scorer"] == "local"
+            else f"prompt logprobs of {result['backend']}."
+        ),
         f"Rows: GSM8K dev problems (question + worked solution), compressed at rate {result['rate']}.",
         "",
         "## The whole job (`run_job`, as `promptfold batch rewrite` runs it)",
@@ -177,19 +185,27 @@ def main() -> None:
         "--batch-sizes", default="1,8,16,32", help="batch sizes compared (the smallest first)"
     )
     parser.add_argument("--chunk", type=int, default=32, help="rows per round of the comparison")
+    parser.add_argument(
+        "--backend", default="local", help="local | sglang://HOST:PORT (its tokenizer counts)"
+    )
+    parser.add_argument("--scorer", default="local", choices=["local", "backend"], help="who scores tokens")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args()
     rows = load_rows(args.input, args.rows)
     sizes = sorted({int(s) for s in args.batch_sizes.split(",")})
     print(f"{len(rows)} rows; comparing batch sizes {sizes}", flush=True)
-    batching = batching_run(rows, args.rate, sizes, args.chunk)
+    options = {"rate": args.rate, "scorer": args.scorer}
+    batching = batching_run(rows, options, args.backend, sizes, args.chunk)
     print("whole job ...", flush=True)
-    job = job_run(rows, args.rate, args.job_batch_size)
+    job = job_run(rows, options, args.backend, args.job_batch_size)
     result = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "rate": args.rate,
+        "backend": args.backend,
+        "scorer": args.scorer,
+        "device": os.environ.get("PROMPTFOLD_DEVICE", "cpu"),
         "chunk": args.chunk,
         "job": job,
         "batching": batching,

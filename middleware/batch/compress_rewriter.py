@@ -101,8 +101,13 @@ class CompressRewriter:
     """Rewrites rows by compressing them; `rewrite` takes a whole batch (see the module docstring)."""
 
     def __init__(self, stage: CompressStage, options: CompressOptions) -> None:
+        from ..sdk.loop import LoopThread
+
         self.stage = stage
         self.options = options
+        # One event loop for every batch: a remote backend's connection pool belongs to the loop it was
+        # first used on (a fresh asyncio.run per batch would leave it bound to a closed loop).
+        self._loop = LoopThread()
 
     def describe(self) -> dict[str, Any]:
         return self.options.model_dump(exclude_none=True, exclude_defaults=True) | {
@@ -111,7 +116,8 @@ class CompressRewriter:
         }
 
     def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
-        return asyncio.run(self.arewrite(rows))
+        """Blocking; safe from several worker threads at once (all run on the rewriter's loop)."""
+        return self._loop.run(self.arewrite(rows))
 
     async def arewrite(self, rows: list[RowInput]) -> list[RowOutput]:
         base = self.stage.compressor(self.options.scorer or "local")
@@ -141,7 +147,7 @@ def _output(result: CompressionResult | BaseException) -> RowOutput:
 def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> CompressRewriter:
     """A rewriter for `--compress` options (the proxy's `promptfold.compress` fields) on the model of
     `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises ValueError naming it."""
-    from backend import open_backend
+    from backend import BackendUnavailable, open_backend
 
     from ..compress.stage import stage
     from ..config import Settings
@@ -151,4 +157,10 @@ def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> C
     compress_stage = stage(backend, settings)
     parsed = compress_stage.options_for(options or {}, where="compress")
     assert parsed is not None  # a dict (even empty) always gives options
-    return CompressRewriter(compress_stage, parsed)
+    rewriter = CompressRewriter(compress_stage, parsed)
+    health = rewriter._loop.run(backend.health())  # a remote backend learns its model and tokenizer here
+    if not health.ok:
+        raise BackendUnavailable(
+            f"the backend {backend_spec} is not ready: {health.detail}", backend=backend.name
+        )
+    return rewriter

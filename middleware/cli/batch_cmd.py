@@ -103,10 +103,14 @@ def run_rewrite(args: argparse.Namespace) -> int:
         workers=max(args.workers, 1),
         overwrite=args.overwrite,
     )
+    from backend import BackendError
+
     try:
         rewriter = compress_rewriter(parse_options(args.compress), args.backend)
     except ValueError as error:
         raise CliError(f"--compress: {error}") from error
+    except BackendError as error:
+        raise CliError(f"--backend: {error}") from error
     try:
         if args.dry_run:
             print(json.dumps(estimate(spec, rewriter, args.sample), indent=1))
