@@ -120,8 +120,14 @@ def test_a_lone_passage_splits_into_sentences_that_render_back_exactly() -> None
     document = from_parts(text, instruction="Read this.", question="When did he leave?")
     split = by_sentences(from_parts("One sentence only.", question="q"))
     assert split is None  # one sentence: nothing to rank
-    sentences = by_sentences(from_text("First part.\n\nSecond part. Still second."))
-    assert sentences is None  # several passages already: they are ranked as they are
+    several = by_sentences(from_text("First part. More of it.\n\nSecond part. Still second."))
+    assert several is None  # several multi-sentence passages: they are ranked as they are
+    titled = by_sentences(from_text("A title\nFirst sentence here. Second one there."))
+    assert titled is not None and [s.text for s in titled.passages] == [
+        "A title",
+        "First sentence here.",
+        "Second one there.",
+    ]  # a one-line heading beside the passage stays whole
     cut = by_sentences(document)
     assert cut is not None and cut.render() == document.render()
     assert [s.text for s in cut.passages] == [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .spans import split_markup
@@ -70,25 +70,31 @@ _SENTENCES = re.compile(r"(?<=[.!?])[ \t]+(?=[\"'(\[]?[A-Z0-9])")
 
 
 def by_sentences(document: Document) -> Document | None:
-    """The document with its one context passage cut into sentences (each a passage of its own), or None
-    when it has several passages already or the passage is one sentence. Question-aware compression ranks
-    sentences of a lone passage as it ranks passages: on nq_retrieval dev (one relevant passage per
-    question) that kept the gold answer in 41/60 passages at rate 0.5 instead of 31/60."""
-    passages = [s for s in document.segments if s.passage is not None and s.rate is None]
-    if len(passages) != 1:
+    """The document with its one multi-sentence context passage cut into sentences (each a passage of its
+    own), or None when several passages have more than one sentence (they are ranked as they are) or none
+    has. One-line passages beside it (a title, a heading) stay as they are. Question-aware compression ranks
+    the sentences as it ranks passages: on nq_retrieval dev (one relevant passage per question) that kept the
+    gold answer in 41/60 passages at rate 0.5 instead of 31/60 (bench/results/compress_scores.md)."""
+    cuts: dict[int, list[tuple[str, str]]] = {}
+    for index, segment in enumerate(document.segments):
+        if segment.passage is None or segment.rate is not None:
+            continue
+        pieces = _split_keeping(segment.text, _SENTENCES)
+        if len([body for body, _ in pieces if body.strip()]) >= 2:
+            cuts[index] = pieces
+    if len(cuts) != 1:
         return None
-    lone = passages[0]
-    pieces = _split_keeping(lone.text, _SENTENCES)
-    if len([p for p, _ in pieces if p.strip()]) < 2:
-        return None
-    sentences = [
-        Segment(body, "context", passage=n, separator=separator, message=lone.message)
-        for n, (body, separator) in enumerate(pieces)
-    ]
-    sentences[-1].separator = lone.separator
     segments: list[Segment] = []
-    for segment in document.segments:
-        segments.extend(sentences if segment is lone else [segment])
+    for index, segment in enumerate(document.segments):
+        if index not in cuts:
+            segments.append(replace(segment))
+            continue
+        for body, separator in cuts[index]:
+            segments.append(Segment(body, "context", passage=0, separator=separator, message=segment.message))
+        segments[-1].separator = segment.separator
+    passages = [s for s in segments if s.passage is not None]
+    for number, segment in enumerate(passages):  # renumber the passages in order
+        segment.passage = number
     return Document(segments, document.messages)
 
 
