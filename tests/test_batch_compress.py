@@ -148,3 +148,25 @@ def test_sigkill_mid_run_with_real_compression_then_rerun_gives_every_row_exactl
     assert sum(1 for r in out if r["promptfold_error"]) == 1
     final = Checkpoint.load(target)
     assert final is not None and final.complete and final.runs == 2 and final.ok == total - 1
+
+
+def test_an_unreachable_backend_is_a_one_line_cli_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    write_rows(source, rows_of(2))
+    code = main(
+        [
+            "batch",
+            "rewrite",
+            str(source),
+            "-o",
+            str(tmp_path / "out.jsonl"),
+            "--backend",
+            "sglang://127.0.0.1:1",
+        ]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("promptfold: error: --backend:") and "Traceback" not in error
+    assert not (tmp_path / "out.jsonl").exists()  # nothing written

@@ -115,6 +115,16 @@ class CompressRewriter:
             "model": getattr(self.stage.backend, "model_id", None) or self.stage.backend.name,
         }
 
+    def check_backend(self) -> None:
+        """Ask the backend for its health (a remote one learns its model and tokenizer here); raises
+        BackendUnavailable with the reason when it is not ready."""
+        from backend import BackendUnavailable
+
+        backend = self.stage.backend
+        health = self._loop.run(backend.health())
+        if not health.ok:
+            raise BackendUnavailable(f"the backend is not ready: {health.detail}", backend=backend.name)
+
     def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
         """Blocking; safe from several worker threads at once (all run on the rewriter's loop)."""
         return self._loop.run(self.arewrite(rows))
@@ -147,7 +157,7 @@ def _output(result: CompressionResult | BaseException) -> RowOutput:
 def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> CompressRewriter:
     """A rewriter for `--compress` options (the proxy's `promptfold.compress` fields) on the model of
     `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises ValueError naming it."""
-    from backend import BackendUnavailable, open_backend
+    from backend import open_backend
 
     from ..compress.stage import stage
     from ..config import Settings
@@ -158,9 +168,5 @@ def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> C
     parsed = compress_stage.options_for(options or {}, where="compress")
     assert parsed is not None  # a dict (even empty) always gives options
     rewriter = CompressRewriter(compress_stage, parsed)
-    health = rewriter._loop.run(backend.health())  # a remote backend learns its model and tokenizer here
-    if not health.ok:
-        raise BackendUnavailable(
-            f"the backend {backend_spec} is not ready: {health.detail}", backend=backend.name
-        )
+    rewriter.check_backend()
     return rewriter
