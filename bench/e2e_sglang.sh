@@ -15,18 +15,12 @@
 # bench/gpu/compress_backend_scorer.py if time is left. Results and logs land in $OUT.
 set -u
 T0=$(date +%s)
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - T0 )); }
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || echo "!! wheel install failed"
-fi
+source bench/gpu/prelude.sh
 for f in sot/vicuna/router.csv nq_multidoc20_synth/dev.jsonl nq_retrieval/dev.jsonl nq_retrieval/corpus.jsonl; do
   [ -f "shared/eval/$f" ] || echo "!! shared/eval/$f is missing: the path that needs it will fail (see the header)"
 done
-source .gpu/device_serve.sh none
 L=/root/stage/logs; mkdir -p $L
-export PYTHONPATH=/root/site:/tmp/site:$PWD
 export PROMPTFOLD_CAUSAL_LM=/root/model PROMPTFOLD_CACHE_DIR=/root/stage/pf-cache
 if [ -d /root/stage/minilm ]; then
   # float16 weights are slow on the CPU, where the proxy embeds: keep a float32 copy

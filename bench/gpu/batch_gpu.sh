@@ -5,12 +5,8 @@
 # Runs bench/batch.py twice on GSM8K dev: the local scorer on CUDA, then SGLang's prompt logprobs
 # (--scorer backend) from one server with its radix cache. About 3 minutes. Results land in $OUT.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-source .gpu/device_serve.sh none
-export PYTHONPATH=/root/site:/tmp/site:$PWD PROMPTFOLD_CAUSAL_LM=/root/model
+source bench/gpu/prelude.sh
+export PROMPTFOLD_CAUSAL_LM=/root/model
 rc=0
 launch A 30000 /root/model || rc=1
 echo "== local scorer on cuda"

@@ -5,12 +5,8 @@
 # contract suite against them, the proxy-overhead bench against A, and a curl smoke test of
 # `promptfold serve --backend sglang://...`. Everything it prints also lands in $OUT.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-source .gpu/device_serve.sh none
-export PYTHONPATH=/root/site:/tmp/site:$PWD PROMPTFOLD_CONTRACT_MODEL_DIR=/root/model
+source bench/gpu/prelude.sh
+export PROMPTFOLD_CONTRACT_MODEL_DIR=/root/model
 rc=0
 launch A 30000 /root/model || rc=1
 SPID_A=$SPID

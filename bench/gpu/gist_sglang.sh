@@ -9,12 +9,7 @@
 # Locally, against the embedded engine on the CPU (slow: about an hour):
 #   python bench/gist.py --out bench/results/gist_local.md
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-source .gpu/device_serve.sh none
-export PYTHONPATH=/root/site:/tmp/site:$PWD
+source bench/gpu/prelude.sh
 rc=0
 launch A 30000 /root/model || rc=1
 SPID_A=$SPID

@@ -9,15 +9,10 @@
 # the budgets over two calls (BUDGETS=256 ..., BUDGETS=512 ...) if the 10-minute call limit is near.
 # The router needs MiniLM, which this machine lacks: its figures come from the CPU run.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
+source bench/gpu/prelude.sh
 if [ ! -f shared/eval/sot/vicuna/router.csv ]; then
   echo "shared/eval/sot is missing: copy /work/shared/eval/sot into shared/eval/ before the call"; exit 2
 fi
-source .gpu/device_serve.sh none
-export PYTHONPATH=/root/site:/tmp/site:$PWD
 rc=0
 launch A 30000 /root/model || rc=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
