@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from middleware.compress.coarse import choose_passages, dynamic_budgets
-from middleware.compress.document import by_sentences, from_parts, from_text
+from middleware.compress.document import finer_passages, from_parts, from_text
 from middleware.compress.fine import select
 from middleware.compress.spans import MarkupError, protected_spans, split_markup
 from middleware.compress.units import Unit, render, split_units
@@ -115,20 +115,29 @@ def test_coarse_keeps_the_most_relevant_passages_until_the_budget() -> None:
     assert in_order.kept == [1, 2]
 
 
-def test_a_lone_passage_splits_into_sentences_that_render_back_exactly() -> None:
+def test_the_main_passage_is_cut_into_lines_or_sentences_that_render_back_exactly() -> None:
     text = "Smith arrived at 9.30 am. He left at noon!  Why? Nobody knows."
     document = from_parts(text, instruction="Read this.", question="When did he leave?")
-    split = by_sentences(from_parts("One sentence only.", question="q"))
+    split = finer_passages(from_parts("One sentence only.", question="q"))
     assert split is None  # one sentence: nothing to rank
-    several = by_sentences(from_text("First part. More of it.\n\nSecond part. Still second."))
+    several = finer_passages(from_text("First part. More of it.\n\nSecond part. Still second."))
     assert several is None  # several multi-sentence passages: they are ranked as they are
-    titled = by_sentences(from_text("A title\nFirst sentence here. Second one there."))
+    titled = finer_passages(from_text("A title\nFirst sentence here. Second one there."))
     assert titled is not None and [s.text for s in titled.passages] == [
         "A title",
         "First sentence here.",
         "Second one there.",
     ]  # a one-line heading beside the passage stays whole
-    cut = by_sentences(document)
+    documents = "Use the documents.\n\nDoc one says this. And more.\nDoc two says that.\nDoc three, last."
+    lines = finer_passages(from_text(documents))
+    assert lines is not None and lines.render() == documents
+    assert [s.text for s in lines.passages] == [
+        "Use the documents.",
+        "Doc one says this. And more.",
+        "Doc two says that.",
+        "Doc three, last.",
+    ]  # a block of lines (one document per line) is cut into its lines, not its sentences
+    cut = finer_passages(document)
     assert cut is not None and cut.render() == document.render()
     assert [s.text for s in cut.passages] == [
         "Smith arrived at 9.30 am.",

@@ -12,8 +12,8 @@ as one pool; question-aware mode (LongLLMLingua) ranks them by relevance to the 
 most relevant first, gives each a budget that falls with its rank, and scores its tokens with the
 question in front: conditional (-log p(token | question, ...)) by default, or LongLLMLingua's
 contrastive scores, which kept fewer gold answers with SmolLM2 on dev (bench/results/compress.md,
-compress_scores.md). A lone context passage is cut into sentences first, ranked like passages and kept
-in order (question-aware only).
+compress_scores.md). Question-aware only: a passage holding most of the context is cut into its lines
+(or sentences), which are ranked like passages and kept in order.
 The result is re-counted with the real tokenizer and nudged until it lands within a few percent of the
 target.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from . import fine
 from .coarse import PassageRanker, choose_passages, dynamic_budgets
-from .document import Document, by_sentences, from_parts
+from .document import Document, finer_passages, from_parts
 from .options import CompressInputError, CompressOptions
 from .result import CompressionResult, Piece
 from .scorer import Scorer
@@ -110,9 +110,9 @@ class Compressor:
         if mode == "question_aware" and not question:
             raise CompressInputError("question_aware mode needs a question", param="question")
         notes: list[str] = []
-        sentences = by_sentences(document) if mode == "question_aware" else None
-        if sentences is not None:
-            document = sentences
+        finer = finer_passages(document) if mode == "question_aware" else None
+        if finer is not None:
+            document = finer
         original = document.render()
         original_tokens = self._count_output(original, document.messages)
         target = options.target_for(original_tokens)
@@ -152,7 +152,7 @@ class Compressor:
             timings["score"] = _lap(clock)
             clock = time.perf_counter()
         reorder = bool(options.reorder if options.reorder is not None else mode == "question_aware")
-        reorder = reorder and document.messages is None and sentences is None  # sentences keep their order
+        reorder = reorder and document.messages is None and finer is None  # pieces keep their order
         kept_order = list(range(len(passages)))
         if coarse:
             choice = choose_passages(
@@ -202,8 +202,8 @@ class Compressor:
         timings["count"] = _lap(clock)
         if abs(compressed_tokens - target) > 0.1 * target and not notes:
             notes.append(f"landed at {compressed_tokens} tokens for a target of {target} (protected parts)")
-        if sentences is not None:
-            notes.append("one context passage: its sentences were ranked as passages (kept in their order)")
+        if finer is not None:
+            notes.append("the main context passage was cut into lines or sentences, ranked as passages")
         return CompressionResult(
             text=text,
             original_tokens=original_tokens,
