@@ -48,10 +48,13 @@ def job_run(rows: list[dict], options: dict, backend: str, batch_size: int) -> d
     from middleware.batch.compress_rewriter import compress_rewriter
 
     rewriter = compress_rewriter(options, backend)
-    with tempfile.TemporaryDirectory() as folder:
-        source, target = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
-        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        result = run_job(JobSpec(source, target, batch_size=batch_size), rewriter)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            source, target = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
+            source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            result = run_job(JobSpec(source, target, batch_size=batch_size), rewriter)
+    finally:
+        rewriter.close()
     point = result.checkpoint
     return {
         "rows": point.rows_done,
@@ -71,23 +74,28 @@ def batching_run(rows: list[dict], options: dict, backend: str, sizes: list[int]
     from middleware.batch.compress_rewriter import compress_rewriter
 
     rewriter = compress_rewriter(options, backend)
-    rewriter.rewrite([RowInput(text=rows[0]["prompt"])])  # load the model and warm up outside the clock
-    seconds = {size: 0.0 for size in sizes}
-    texts: dict[int, list[str]] = {size: [] for size in sizes}
-    tokens_in = 0
-    for number, start in enumerate(range(0, len(rows), chunk)):
-        inputs = [RowInput(text=r["prompt"]) for r in rows[start : start + chunk]]
-        order = sizes[number % len(sizes) :] + sizes[: number % len(sizes)]
-        for size in order:
-            began = time.perf_counter()
-            outputs = []
-            for at in range(0, len(inputs), size):
-                outputs += rewriter.rewrite(inputs[at : at + size])
-            seconds[size] += time.perf_counter() - began
-            texts[size] += [str(o.rewritten) for o in outputs]
-            if size == sizes[0]:
-                tokens_in += sum(o.original_tokens or 0 for o in outputs)
-        print(f"  chunk {number + 1}: " + ", ".join(f"B={s} {seconds[s]:.1f}s" for s in sizes), flush=True)
+    try:
+        rewriter.rewrite([RowInput(text=rows[0]["prompt"])])  # load the model and warm up outside the clock
+        seconds = {size: 0.0 for size in sizes}
+        texts: dict[int, list[str]] = {size: [] for size in sizes}
+        tokens_in = 0
+        for number, start in enumerate(range(0, len(rows), chunk)):
+            inputs = [RowInput(text=r["prompt"]) for r in rows[start : start + chunk]]
+            order = sizes[number % len(sizes) :] + sizes[: number % len(sizes)]
+            for size in order:
+                began = time.perf_counter()
+                outputs = []
+                for at in range(0, len(inputs), size):
+                    outputs += rewriter.rewrite(inputs[at : at + size])
+                seconds[size] += time.perf_counter() - began
+                texts[size] += [str(o.rewritten) for o in outputs]
+                if size == sizes[0]:
+                    tokens_in += sum(o.original_tokens or 0 for o in outputs)
+            print(
+                f"  chunk {number + 1}: " + ", ".join(f"B={s} {seconds[s]:.1f}s" for s in sizes), flush=True
+            )
+    finally:
+        rewriter.close()
     single = seconds[min(sizes)]
     return {
         "rows": len(rows),

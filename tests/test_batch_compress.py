@@ -93,6 +93,7 @@ def test_the_rows_of_a_batch_are_scored_in_one_call(local_backend) -> None:
         four = rewriter.rewrite([RowInput(text=f"Note {i}. {STORY}") for i in range(4)])
     finally:
         del inner.score
+        rewriter.close()
     assert one[0].error is None and all(o.error is None for o in four)
     assert len(calls) == calls_for_one  # four rows, as many model calls as one row
     assert sum(calls) >= 4 * 1  # every row's requests went into those calls
@@ -116,7 +117,10 @@ async def test_a_failure_of_the_merged_call_reaches_every_caller() -> None:
 def test_a_row_question_keeps_the_passage_that_answers_it(local_backend) -> None:
     rewriter = compress_rewriter({"rate": 0.4})
     context = "\n\n".join(PASSAGES)
-    [out] = rewriter.rewrite([RowInput(text=context, question="How high is Mount Kilimanjaro?")])
+    try:
+        [out] = rewriter.rewrite([RowInput(text=context, question="How high is Mount Kilimanjaro?")])
+    finally:
+        rewriter.close()
     assert out.error is None and "5,895" in str(out.rewritten)
 
 

@@ -125,6 +125,11 @@ class CompressRewriter:
         if not health.ok:
             raise BackendUnavailable(f"the backend is not ready: {health.detail}", backend=backend.name)
 
+    def close(self) -> None:
+        """Close the backend `compress_rewriter` opened, then the rewriter's loop thread."""
+        self._loop.run(self.stage.backend.close())
+        self._loop.close()
+
     def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
         """Blocking; safe from several worker threads at once (all run on the rewriter's loop)."""
         return self._loop.run(self.arewrite(rows))
@@ -156,7 +161,8 @@ def _output(result: CompressionResult | BaseException) -> RowOutput:
 
 def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> CompressRewriter:
     """A rewriter for `--compress` options (the proxy's `promptfold.compress` fields) on the model of
-    `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises ValueError naming it."""
+    `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises ValueError naming it.
+    The caller closes it (`close()`) when done."""
     from backend import open_backend
 
     from ..compress.stage import stage
@@ -168,5 +174,9 @@ def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> C
     parsed = compress_stage.options_for(options or {}, where="compress")
     assert parsed is not None  # a dict (even empty) always gives options
     rewriter = CompressRewriter(compress_stage, parsed)
-    rewriter.check_backend()
+    try:
+        rewriter.check_backend()
+    except Exception:
+        rewriter.close()
+        raise
     return rewriter

@@ -119,6 +119,8 @@ def run_rewrite(args: argparse.Namespace) -> int:
             result = run_job(spec, rewriter, progress)
     except JobError as error:
         raise CliError(str(error)) from error
+    finally:
+        rewriter.close()
     summary = summary_of(spec, result, {"compress": rewriter.describe()})
     json_path, png_path = write_summary(spec, summary, result.ratios)
     print(
