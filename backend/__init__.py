@@ -27,6 +27,7 @@ from .base import (
     UnsupportedRequest,
     Usage,
 )
+from .errors import InvalidRequest, MissingDependency, NotFound, UserError
 
 __all__ = [
     "Backend",
@@ -36,11 +37,15 @@ __all__ = [
     "ChatMessage",
     "Generation",
     "Health",
+    "InvalidRequest",
+    "MissingDependency",
+    "NotFound",
     "Prompt",
     "SamplingParams",
     "StreamChunk",
     "UnsupportedRequest",
     "Usage",
+    "UserError",
     "open_backend",
     "parse_backend_spec",
 ]

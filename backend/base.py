@@ -28,29 +28,29 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .errors import BackendError, BackendUnavailable, InvalidRequest, UnsupportedRequest, UserError
+
+__all__ = [  # the errors live in errors.py; they are re-exported here for the engines' imports
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "Capabilities",
+    "ChatMessage",
+    "FinishReason",
+    "Generation",
+    "Health",
+    "InvalidRequest",
+    "Prompt",
+    "SamplingParams",
+    "StreamChunk",
+    "UnsupportedRequest",
+    "Usage",
+    "UserError",
+    "require",
+]
+
 FinishReason = Literal["stop", "length"]
 ChatMessage = dict[str, Any]  # {"role": ..., "content": ...}, as in the OpenAI API
-
-
-class BackendError(Exception):
-    """The backend failed or answered with an error; `status` is what the proxy should return (502/503)."""
-
-    def __init__(self, message: str, *, status: int = 502, backend: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.backend = backend
-
-
-class BackendUnavailable(BackendError):
-    """The backend cannot be reached or is not ready (the proxy answers 503)."""
-
-    def __init__(self, message: str, *, backend: str = "") -> None:
-        super().__init__(message, status=503, backend=backend)
-
-
-class UnsupportedRequest(ValueError):
-    """The request asks for something this backend cannot do (a capability it lacks, a too-long prompt)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """What can go wrong in retrieval that a user can fix; each error carries the HTTP status a proxy
-should answer with (`http_status`), so stages and the CLI stay free of HTTP."""
+should answer with (`status`), so stages and the CLI stay free of HTTP."""
 
 from __future__ import annotations
 
@@ -17,36 +17,36 @@ class InvalidInput(RetrievalError):
 
 
 class UnknownCorpus(RetrievalError):
-    http_status = 404
+    status = 404
     code = "corpus_not_found"
 
 
 class UnknownDocument(RetrievalError):
-    http_status = 404
+    status = 404
     code = "document_not_found"
 
 
 class CorpusExists(RetrievalError):
-    http_status = 409
+    status = 409
     code = "corpus_exists"
 
 
 class CorpusBusy(RetrievalError):
     """Another writer (the CLI, another server) held the corpus lock for longer than we wait (409)."""
 
-    http_status = 409
+    status = 409
     code = "corpus_busy"
 
 
 class NotText(RetrievalError):
     """A document that is not UTF-8 text (binary, another encoding): 415 Unsupported Media Type."""
 
-    http_status = 415
+    status = 415
     code = "unsupported_media_type"
 
 
 class IncompatibleCorpus(RetrievalError):
     """A corpus on disk written by another format version or embedding model than asked (422)."""
 
-    http_status = 422
+    status = 422
     code = "incompatible_corpus"

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import BackendError, UnsupportedRequest
+from backend import BackendError, UserError
 
 from .schemas import ErrorBody, ErrorResponse
 
@@ -69,13 +69,8 @@ def from_exception(error: BaseException) -> ApiError:
         return error
     if isinstance(error, ValidationError | RequestValidationError):
         return from_validation(error)
-    status = getattr(error, "http_status", None)  # domain errors that know their status (retrieval, gist)
-    if isinstance(status, int) and 400 <= status < 500:
-        default_code = {404: "not_found", 422: "unsupported_request"}.get(status, "invalid_value")
-        code = getattr(error, "code", None) or default_code
-        return ApiError(status, str(error), param=getattr(error, "param", None), code=code)
-    if isinstance(error, UnsupportedRequest):
-        return ApiError(422, str(error), code="unsupported_request")
+    if isinstance(error, UserError):  # the only way to a 4xx: errors the caller can fix
+        return ApiError(error.status, error.message, param=error.param, code=error.code)
     if isinstance(error, BackendError):
         code = "backend_unavailable" if error.status == 503 else "backend_error"
         who = f"the {error.backend} backend" if error.backend else "the backend"
@@ -104,6 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
     # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
+    @app.exception_handler(UserError)
     @app.exception_handler(ValueError)
     @app.exception_handler(BackendError)
     async def _known(_: Request, error: Exception) -> JSONResponse:

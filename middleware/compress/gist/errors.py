@@ -1,6 +1,6 @@
 """What can go wrong when making or using a gist, as exceptions whose message a user can act on.
 
-The proxy maps them to OpenAI-shaped errors (`http_status`), the CLI prints the message as one line.
+The proxy maps them to OpenAI-shaped errors (`status`), the CLI prints the message as one line.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from ...user_errors import UserError
 
 
 class GistError(UserError):
-    """A gist cannot be made or used as asked. `http_status` is the HTTP status the proxy answers with."""
+    """A gist cannot be made or used as asked. `status` is the HTTP status the proxy answers with."""
 
 
 class PrefixTooShort(GistError):
@@ -25,18 +25,21 @@ class TooManyGistTokens(GistError):
 
 
 class GistNotFound(GistError):
-    http_status = 404
+    status = 404
+    code = "not_found"
     param = "id"
 
 
 class WrongModel(GistError):
     """The gist was trained for other weights; soft tokens mean nothing to another model."""
 
-    http_status = 422
+    status = 422
+    code = "unsupported_request"
     param = "id"
 
 
 class GistUnusable(GistError):
     """A valid gist that cannot serve this request (its prefix is not there, the backend lacks something)."""
 
-    http_status = 422
+    status = 422
+    code = "unsupported_request"
