@@ -20,18 +20,17 @@ target.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import fine
-from .coarse import PassageRanker, choose_passages, dynamic_budgets
+from .coarse import PassageRanker
 from .document import Document, finer_passages, from_parts
 from .options import CompressInputError, CompressOptions
+from .plans import Plan, Prepared, plain_plan, question_aware_plan
 from .result import CompressionResult, Piece
 from .scorer import Scorer
-from .scoring import score_units
 from .units import render, split_units
 from .work import Work, join, pieces, render_order, separators
 
@@ -101,7 +100,20 @@ class Compressor:
         return await self.compress(document, options)
 
     async def compress(self, document: Document, options: CompressOptions) -> CompressionResult:
-        timings: dict[str, float] = {}
+        """Prepare (segments, units, budget), run the plain or question-aware plan, prune each pool to its
+        budget, then render and land on the target."""
+        prepared = self._prepare(document, options)
+        if isinstance(prepared, CompressionResult):
+            return prepared
+        if options.effective_mode == "question_aware":
+            plan = await question_aware_plan(prepared, self.scorer, self.ranker)
+        else:
+            plan = await plain_plan(prepared, self.scorer)
+        return self._finish(prepared, plan)
+
+    def _prepare(self, document: Document, options: CompressOptions) -> Prepared | CompressionResult:
+        """Segments cut into units and counted, and the context budget; or the unchanged result when there
+        is nothing to remove."""
         clock = time.perf_counter()
         mode = options.effective_mode
         question = (options.question or "").strip()
@@ -109,112 +121,71 @@ class Compressor:
             raise CompressInputError("there is nothing to compress: the input is empty", param="text")
         if mode == "question_aware" and not question:
             raise CompressInputError("question_aware mode needs a question", param="question")
-        notes: list[str] = []
         finer = finer_passages(document) if mode == "question_aware" else None
-        if finer is not None:
-            document = finer
+        document = finer or document
         original = document.render()
         original_tokens = self._count_output(original, document.messages)
         target = options.target_for(original_tokens)
         works = [Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
         for work in works:
             work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
-        timings["segment"] = _lap(clock)
-
-        unchanged = None
-        if target >= original_tokens:
-            unchanged = "the input is already within the target; nothing was removed"
-        elif all(w.segment.rate == 1.0 for w in works):
-            unchanged = (
-                "nothing to compress: every part is kept verbatim (system prompt, question, short messages)"
-            )
+        timings = {"segment": time.perf_counter() - clock}
+        unchanged = _why_unchanged(works, original_tokens, target)
         if unchanged:
             return self._unchanged(document, original, original_tokens, target, mode, timings, unchanged)
-
         regions = [w for w in works if w.segment.rate is not None and w.segment.rate < 1.0]
         passages = [w for w in works if w.segment.rate is None]
-        context_budget = _context_budget(works, regions, original_tokens, target, notes)
+        notes: list[str] = []
+        budget = _context_budget(works, regions, original_tokens, target, notes)
+        return Prepared(
+            document,
+            options,
+            question,
+            works,
+            passages,
+            regions,
+            original_tokens,
+            target,
+            budget,
+            finer=finer is not None,
+            timings=timings,
+            notes=notes,
+        )
 
+    def _finish(self, prepared: Prepared, plan: Plan) -> CompressionResult:
+        """Prune every pool to its budget, render the kept units, land on the target, say what was done."""
         clock = time.perf_counter()
-        relevance: list[float] = [0.0] * len(passages)
-        dropped: list[Work] = []
-        coarse = options.coarse and len(passages) >= 2
-        if mode == "question_aware" and len(passages) >= 2:
-            relevance = await asyncio.to_thread(
-                self.ranker.rank, question, [w.segment.text for w in passages]
-            )
-            timings["rank"] = _lap(clock)
-            clock = time.perf_counter()
-        to_score = passages + regions
-        if mode == "plain":
-            await score_units(self.scorer, works, to_score, None, "self")
-            relevance = [_mean_score(w) for w in passages]
-            timings["score"] = _lap(clock)
-            clock = time.perf_counter()
-        reorder = bool(options.reorder if options.reorder is not None else mode == "question_aware")
-        reorder = reorder and document.messages is None and finer is None  # pieces keep their order
-        kept_order = list(range(len(passages)))
-        if coarse:
-            choice = choose_passages(
-                [w.tokens for w in passages],
-                relevance,
-                context_budget,
-                factor=options.coarse_factor or (1.0 if mode == "question_aware" else 1.5),
-                reorder=reorder,
-                required=[
-                    i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)
-                ],
-            )
-            dropped = [passages[i] for i in choice.dropped]
-            kept_order = choice.kept
-            timings["coarse"] = _lap(clock)
-            clock = time.perf_counter()
-        elif reorder:
-            kept_order = sorted(kept_order, key=lambda i: -relevance[i])
-        kept = [passages[i] for i in kept_order]
-        if mode == "question_aware":
-            how = options.scores or "conditional"
-            await score_units(self.scorer, works, kept + regions, question, how)
-            timings["score"] = _lap(clock)
-            clock = time.perf_counter()
-
-        if mode == "question_aware":
-            by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
-            shares = dynamic_budgets([w.tokens for w in by_rank], context_budget, options.dynamic_ratio)
-            pools = [([w], share) for w, share in zip(by_rank, shares, strict=True)]
-        else:
-            pools = [(kept, context_budget)] if kept else []
-        pools += [([w], round(w.tokens * (w.segment.rate or 1.0))) for w in regions]
-        for pool, budget in pools:
+        for pool, budget in plan.pools:
             masks = fine.select([w.units for w in pool], budget)
             for work, mask in zip(pool, masks, strict=True):
                 work.mask = mask
+        works = prepared.works
         for work in works:
             if not work.mask:  # fixed segments (all units always) and dropped passages
                 work.mask = [u.always for u in work.units]
-        timings["select"] = _lap(clock)
-
-        clock = time.perf_counter()
-        order = render_order(works, passages, kept_order, dropped)
+        clock = prepared.lap("select", clock)
+        kept = plan.kept(prepared)
+        order = render_order(works, prepared.passages, plan.kept_order, plan.dropped)
         text, messages, compressed_tokens = self._land(
-            document, works, order, dropped, kept + regions, target
+            prepared.document, works, order, plan.dropped, kept + prepared.regions, prepared.target
         )
-        timings["count"] = _lap(clock)
+        prepared.lap("count", clock)
+        notes, target = prepared.notes, prepared.target
         if abs(compressed_tokens - target) > 0.1 * target and not notes:
             notes.append(f"landed at {compressed_tokens} tokens for a target of {target} (protected parts)")
-        if finer is not None:
+        if prepared.finer:
             notes.append("the main context passage was cut into lines or sentences, ranked as passages")
         return CompressionResult(
             text=text,
-            original_tokens=original_tokens,
+            original_tokens=prepared.original_tokens,
             compressed_tokens=compressed_tokens,
             target_tokens=target,
             messages=messages,
-            pieces=pieces(works, dropped),
-            dropped_passages=sorted(w.segment.passage for w in dropped if w.segment.passage is not None),
+            pieces=pieces(works, plan.dropped),
+            dropped_passages=sorted(w.segment.passage for w in plan.dropped if w.segment.passage is not None),
             passage_order=[w.segment.passage for w in kept if w.segment.passage is not None],
-            mode=mode,
-            timings=timings,
+            mode=prepared.options.effective_mode,
+            timings=prepared.timings,
             notes=notes,
         )
 
@@ -298,8 +269,12 @@ class Compressor:
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def _lap(started: float) -> float:
-    return time.perf_counter() - started
+def _why_unchanged(works: list[Work], original_tokens: int, target: int) -> str | None:
+    if target >= original_tokens:
+        return "the input is already within the target; nothing was removed"
+    if all(w.segment.rate == 1.0 for w in works):
+        return "nothing to compress: every part is kept verbatim (system prompt, question, short messages)"
+    return None
 
 
 def _context_budget(
@@ -317,8 +292,3 @@ def _context_budget(
             "the context was cut to its protected parts"
         )
     return max(budget, 0)
-
-
-def _mean_score(work: Work) -> float:
-    tokens = sum(u.tokens for u in work.units)
-    return sum(u.score * u.tokens for u in work.units) / tokens if tokens else 0.0
