@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .base import BackendError, BackendUnavailable, SamplingParams, UnsupportedRequest
+from .tokenizer import load_hf_tokenizer
 
 T = TypeVar("T")
 _LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
@@ -136,11 +137,9 @@ async def gather_all(*jobs: Awaitable[T]) -> list[T]:
 
 
 def load_tokenizer(path: str) -> Any:
-    """A transformers tokenizer from a local folder, never from a hub (transformers is imported lazily)."""
-    from transformers import AutoTokenizer
-
+    """A transformers tokenizer from a local folder, never from a hub (loaded once per folder)."""
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return load_hf_tokenizer(path)
     except Exception as exc:  # transformers raises OSError, ValueError, ... depending on what is missing
         raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
 

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import BackendError, BackendUnavailable, InvalidRequest, UnsupportedRequest, UserError
+
+if TYPE_CHECKING:
+    from .weights import ModelWeights
 
 __all__ = [  # the errors live in errors.py; they are re-exported here for the engines' imports
     "Backend",
@@ -43,6 +46,7 @@ __all__ = [  # the errors live in errors.py; they are re-exported here for the e
     "Prompt",
     "SamplingParams",
     "StreamChunk",
+    "Tokenizer",
     "UnsupportedRequest",
     "Usage",
     "UserError",
@@ -190,6 +194,26 @@ class Health:
     detail: str = ""
 
 
+class Tokenizer(Protocol):
+    """The served model's tokenizer (see `backend.tokenizer.HFTokenizer`): counts are in its tokens."""
+
+    name: str  # the model whose tokens these are
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, no special tokens added."""
+        ...
+
+    def encode_with_offsets(self, text: str) -> tuple[Any, Any]:
+        """(ids [n] int64, character spans [n, 2] int64) as numpy arrays."""
+        ...
+
+    def count(self, text: str) -> int: ...
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """The model's prompt text; UnsupportedRequest when the model has no chat template."""
+        ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """The contract every engine fulfils (local, SGLang, any OpenAI-compatible server)."""
@@ -231,6 +255,16 @@ class Backend(Protocol):
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text` in the model's tokenizer, no special tokens added (count them with len)."""
+        ...
+
+    def tokenizer(self) -> Tokenizer | None:
+        """The served model's tokenizer in this process, or None where it is not at hand here (a remote
+        server whose model folder is elsewhere and no `tokenizer=` folder given)."""
+        ...
+
+    async def model_weights(self) -> ModelWeights | None:
+        """Where the served weights are on this machine (and the loaded model, for the embedded engine),
+        or None where they are out of reach (a server elsewhere, a hosted API)."""
         ...
 
     async def health(self) -> Health: ...

@@ -31,8 +31,9 @@ class UserError(Exception):
             self.status = status
 
 
-class InvalidRequest(UserError):
-    """A parameter is missing, of the wrong type or out of range (400)."""
+class InvalidRequest(UserError, ValueError):
+    """A parameter is missing, of the wrong type or out of range (400). Also a ValueError, as Python code
+    expects of a bad value; the proxy answers 400 because it is a UserError, never because of that."""
 
 
 class NotFound(UserError):

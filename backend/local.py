@@ -26,6 +26,8 @@ from .base import (
     UnsupportedRequest,
 )
 from .engine.requests import EngineRequest
+from .tokenizer import HFTokenizer
+from .weights import ModelWeights
 
 # Sampling fields of the OpenAI API the local engine honours; others are reported as ignored.
 HONOURED_FIELDS: frozenset[str] = frozenset()
@@ -55,6 +57,7 @@ class LocalBackend:
         self.engine = Engine(self.loaded, max_rows=max_rows, prefix_cache_bytes=prefix_cache_mb * 2**20)
         self.engine.start()
         tokenizer = self.loaded.tokenizer
+        self._tokenizer = HFTokenizer(tokenizer, self.model_id)
         self.capabilities = Capabilities(
             batch=True,
             prefix_cache=True,
@@ -126,14 +129,16 @@ class LocalBackend:
     ) -> str:
         if not self.capabilities.chat_template:
             raise UnsupportedRequest(f"the model {self.model_id} has no chat template")
-        return str(
-            self.loaded.tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
-            )
-        )
+        return self._tokenizer.render_chat(messages, add_generation_prompt=add_generation_prompt)
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._tokenizer.encode(text)
+
+    def tokenizer(self) -> HFTokenizer:
+        return self._tokenizer
+
+    async def model_weights(self) -> ModelWeights:
+        return ModelWeights(self.loaded.path, self.loaded)
 
     async def health(self) -> Health:
         ok = self.engine.alive

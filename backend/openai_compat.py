@@ -34,6 +34,8 @@ from .base import (
     UnsupportedRequest,
     Usage,
 )
+from .tokenizer import HFTokenizer
+from .weights import ModelWeights
 
 
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
@@ -195,6 +197,14 @@ class OpenAICompatBackend:
                 list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
             )
         )
+
+    def tokenizer(self) -> HFTokenizer | None:
+        if not self._tokenizer_path:
+            return None
+        return HFTokenizer(self._require_tokenizer("count tokens"), self.model_id or self._tokenizer_path)
+
+    async def model_weights(self) -> ModelWeights | None:
+        return None  # an OpenAI-compatible server keeps its weights to itself
 
     def tokenize(self, text: str) -> list[int]:
         tokenizer = self._require_tokenizer("count tokens")

@@ -56,6 +56,8 @@ from .base import (
     require,
 )
 from .openai_compat import OpenAICompatBackend
+from .tokenizer import HFTokenizer
+from .weights import ModelWeights
 
 EMBEDS_HINT = "SGLang accepts input_embeds only when launched with --disable-radix-cache"
 _INFO_TIMEOUT_S = 30.0
@@ -243,6 +245,18 @@ class SGLangBackend:
             list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
         )
         return str(rendered)
+
+    def tokenizer(self) -> HFTokenizer | None:
+        found = self._tokenizer_or_none()
+        return HFTokenizer(found, self.model_id) if found is not None else None
+
+    async def model_weights(self) -> ModelWeights | None:
+        """The server's model folder when it is on this machine with safetensors weights."""
+        info = await self.connect()
+        folder = Path(info.model_path) if info.model_path else None
+        if folder is None or not any(folder.glob("*.safetensors")):
+            return None
+        return ModelWeights(folder)
 
     def tokenize(self, text: str) -> list[int]:
         tokenizer = self._require_tokenizer("count tokens")

@@ -181,7 +181,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
     for backend in {id(b): b for b in backends.values()}.values():
         await backend.health()
     serving = await serving_model(embeds)
-    model = training_model(serving, data, args.device)
+    model = await training_model(serving, data, args.device)
     store = GistStore(Path(args.gist_dir) if args.gist_dir else Path(tempfile.mkdtemp()) / "gists")
     rows: list[Row] = []
     ks = [int(k) for k in args.ks.split(",")]

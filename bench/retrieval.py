@@ -182,7 +182,7 @@ def main() -> None:
     from middleware.retrieval.corpus import Corpus, DocumentInput, SearchConfig
     from middleware.retrieval.embedder import Embedder
     from middleware.retrieval.ranker import PassageRanker
-    from middleware.retrieval.tokens import default_token_counter
+    from middleware.tokens import default_token_counter
 
     faiss.omp_set_num_threads(1)
     console = Console()

@@ -20,6 +20,7 @@ from backend import Backend, Generation, Prompt, SamplingParams, StreamChunk, Us
 from .config import Settings
 from .options import RequestOptions
 from .report import RequestReport, StageReport
+from .tokens import TokenCounter, token_counter
 
 
 @dataclass
@@ -48,12 +49,17 @@ class Request:
 
 @dataclass
 class Context:
-    """What a stage may use: the backend, the settings, shared lazily-loaded services, and the report."""
+    """What a stage may use: the backend, the settings, the report, and the one token counter (the
+    serving model's tokenizer, else SmolLM2's) that every budget is counted with."""
 
     backend: Backend
     settings: Settings
     report: RequestReport
-    services: Any = None  # middleware.services.Services once stages need shared models
+    count_tokens: TokenCounter = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.count_tokens is None:
+            self.count_tokens = token_counter(self.backend)
 
 
 class Stage(Protocol):
@@ -104,13 +110,19 @@ class Pipeline:
         *,
         stages: list[Stage] | None = None,
         executors: dict[str, Executor] | None = None,
-        services: Any = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
         self.stages = list(stages or [])
         self.executors: dict[str, Executor] = {"plain": PlainExecutor(), **(executors or {})}
-        self.services = services
+        self._count_tokens: TokenCounter | None = None
+
+    def count_tokens(self) -> TokenCounter:
+        """The token counter every stage of this pipeline counts with (made on first use: by then a remote
+        backend has answered its health check and knows its model)."""
+        if self._count_tokens is None:
+            self._count_tokens = token_counter(self.backend)
+        return self._count_tokens
 
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
@@ -145,7 +157,7 @@ class Pipeline:
 
     async def _prepare(self, request: Request) -> tuple[Request, Context]:
         report = RequestReport(backend=self.backend.name, model=self.backend.model_id)
-        context = Context(self.backend, self.settings, report, self.services)
+        context = Context(self.backend, self.settings, report, self.count_tokens())
         if request.sampling.seed is not None and not self.backend.capabilities.seeded_sampling:
             report.notes.append(
                 f"the {self.backend.name} backend does not promise to repeat a sample for a seed"

@@ -1,36 +1,51 @@
-"""Which stages and executors a pipeline gets, in the order they run.
+"""Which stages and executors a pipeline gets, in the order they run, and the services they share with
+the proxy's routes and the SDK. Imported explicitly: to add a stage, import it here and put it in the list.
 
-A stage module exposes `stage(backend, settings) -> Stage | None` (None: not available here, e.g. a
-missing optional dependency); an executor module exposes `executors(backend, settings) -> dict`.
-Add a module to the lists below to plug it in; nothing else in the pipeline changes.
+    retrieval   pick the passages relevant to the question (a corpus, documents sent, or the prompt's own)
+    gist        swap a known prefix for its trained gist vectors
+    compress    prune low-information tokens to a budget (LLMLingua / LongLLMLingua)
+    executors   plain decoding (built in), and the organize plans: sot, pipelined, auto
 """
 
 from __future__ import annotations
 
-import importlib
+from dataclasses import dataclass
 
 from backend import Backend
 
+from .compress.gist.stage import GistStage
+from .compress.gist.store import GistStore
+from .compress.service import CompressionService
+from .compress.stage import CompressStage
 from .config import Settings
-from .pipeline import Executor, Pipeline, Stage
+from .organize.executors import organize_executors
+from .pipeline import Pipeline, Stage
+from .retrieval.catalog import Corpora, corpora_for
+from .retrieval.stage import RetrievalStage
 
-# Input stages, in order: retrieval picks passages, gist swaps a known prefix, lingua prunes tokens.
-STAGE_MODULES: list[str] = [
-    "middleware.retrieval.stage",
-    "middleware.compress.gist.stage",
-    "middleware.compress.stage",
-]
-# Executors for organize plans (plain decoding is built in).
-EXECUTOR_MODULES: list[str] = ["middleware.organize.executors"]
+
+@dataclass
+class Assembly:
+    """A pipeline and the services its stages hold, for the routes and the SDK to share."""
+
+    pipeline: Pipeline
+    compression: CompressionService
+    corpora: Corpora
+    gists: GistStore
+
+
+def assemble(backend: Backend, settings: Settings) -> Assembly:
+    compression = CompressionService(backend, device=settings.device)
+    corpora = corpora_for(settings.data_dir)
+    gists = GistStore(settings.data_dir / "gists")
+    stages: list[Stage] = [
+        RetrievalStage(backend, settings, corpora),
+        GistStage(backend, gists),
+        CompressStage(compression),
+    ]
+    pipeline = Pipeline(backend, settings, stages=stages, executors=organize_executors())
+    return Assembly(pipeline, compression, corpora, gists)
 
 
 def build_pipeline(backend: Backend, settings: Settings) -> Pipeline:
-    stages: list[Stage] = []
-    for name in STAGE_MODULES:
-        stage = importlib.import_module(name).stage(backend, settings)
-        if stage is not None:
-            stages.append(stage)
-    executors: dict[str, Executor] = {}
-    for name in EXECUTOR_MODULES:
-        executors.update(importlib.import_module(name).executors(backend, settings))
-    return Pipeline(backend, settings, stages=stages, executors=executors)
+    return assemble(backend, settings).pipeline

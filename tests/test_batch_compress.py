@@ -77,7 +77,7 @@ def test_cli_rewrites_every_row_at_the_requested_rate_and_keeps_numbers_whole(
 
 def test_the_rows_of_a_batch_are_scored_in_one_call(local_backend) -> None:
     rewriter = compress_rewriter({"rate": 0.5})
-    inner = rewriter.stage.compressor("local").scorer
+    inner = rewriter.compressor().scorer
     calls: list[int] = []
     original = inner.score
 

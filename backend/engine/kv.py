@@ -30,6 +30,11 @@ class KVBatch:
     def columns(self) -> int:
         return int(self.mask.shape[1])
 
+    def expand(self, rows: int) -> KVBatch:
+        """A one-row batch seen as `rows` identical rows, without copying (a shared prefix for a batch)."""
+        layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.layers]
+        return KVBatch(layers, self.mask.expand(rows, -1), self.next_position.expand(rows))
+
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
 

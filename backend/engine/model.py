@@ -100,8 +100,10 @@ def default_dtype(device: torch.device) -> torch.dtype:
 @functools.lru_cache(maxsize=4)
 def load_causal_lm(path: str, device: str = "cpu", dtype_name: str = "auto") -> LoadedModel:
     """Load once per (path, device, dtype) and share: the engine, scorers and gist training all use this."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
+
+    from ..tokenizer import load_hf_tokenizer
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -110,7 +112,7 @@ def load_causal_lm(path: str, device: str = "cpu", dtype_name: str = "auto") -> 
         torch.set_num_threads(int(os.environ.get("PROMPTFOLD_THREADS", os.cpu_count() or 1)))
     dtype = default_dtype(torch_device) if dtype_name == "auto" else getattr(torch, dtype_name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_hf_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(torch_device).eval()
     except Exception as error:  # a broken folder: one sentence for the user, not a traceback
         from ..models import ModelNotFound

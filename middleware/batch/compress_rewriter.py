@@ -12,11 +12,14 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from backend import Backend
+
 from ..compress.compressor import Compressor
 from ..compress.options import CompressOptions
 from ..compress.result import CompressionResult
 from ..compress.scorer import Scorer, ScoreRequest, TokenScores
-from ..compress.stage import CompressStage
+from ..compress.service import CompressionService
+from ..user_errors import InvalidRequest, UserError
 from .job import RowInput, RowOutput
 
 
@@ -100,10 +103,11 @@ class CoalescingScorer:
 class CompressRewriter:
     """Rewrites rows by compressing them; `rewrite` takes a whole batch (see the module docstring)."""
 
-    def __init__(self, stage: CompressStage, options: CompressOptions) -> None:
+    def __init__(self, service: CompressionService, backend: Backend, options: CompressOptions) -> None:
         from ..sdk.loop import LoopThread
 
-        self.stage = stage
+        self.service = service
+        self.backend = backend
         self.options = options
         # One event loop for every batch: a remote backend's connection pool belongs to the loop it was
         # first used on (a fresh asyncio.run per batch would leave it bound to a closed loop).
@@ -112,7 +116,7 @@ class CompressRewriter:
     def describe(self) -> dict[str, Any]:
         return self.options.model_dump(exclude_none=True, exclude_defaults=True) | {
             "rate": self.options.effective_rate if self.options.target_tokens is None else None,
-            "model": getattr(self.stage.backend, "model_id", None) or self.stage.backend.name,
+            "model": self.backend.model_id or self.backend.name,
         }
 
     def check_backend(self) -> None:
@@ -120,22 +124,26 @@ class CompressRewriter:
         BackendUnavailable with the reason when it is not ready."""
         from backend import BackendUnavailable
 
-        backend = self.stage.backend
+        backend = self.backend
         health = self._loop.run(backend.health())
         if not health.ok:
             raise BackendUnavailable(f"the backend is not ready: {health.detail}", backend=backend.name)
 
     def close(self) -> None:
         """Close the backend `compress_rewriter` opened, then the rewriter's loop thread."""
-        self._loop.run(self.stage.backend.close())
+        self._loop.run(self.backend.close())
         self._loop.close()
+
+    def compressor(self) -> Compressor:
+        """The service's compressor for the options' scorer (its model loaded on first use)."""
+        return self._loop.run(self.service.compressor(self.options.scorer or "local"))
 
     def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
         """Blocking; safe from several worker threads at once (all run on the rewriter's loop)."""
         return self._loop.run(self.arewrite(rows))
 
     async def arewrite(self, rows: list[RowInput]) -> list[RowOutput]:
-        base = self.stage.compressor(self.options.scorer or "local")
+        base = await self.service.compressor(self.options.scorer or "local")
         scorer = CoalescingScorer(base.scorer)
         compressor = Compressor(scorer, ranker=base.ranker, count_tokens=base.count_tokens)
         results = await scorer.gather([self._compress(compressor, row) for row in rows])
@@ -151,7 +159,7 @@ class CompressRewriter:
 
 
 def _output(result: CompressionResult | BaseException) -> RowOutput:
-    if isinstance(result, ValueError):  # the row's own fault (empty, wrong shape): recorded, not raised
+    if isinstance(result, UserError):  # the row's own fault (empty, wrong shape): recorded, not raised
         return RowOutput.failed(str(result))
     if isinstance(result, BaseException):
         return RowOutput.failed(f"{type(result).__name__}: {result}")
@@ -161,19 +169,21 @@ def _output(result: CompressionResult | BaseException) -> RowOutput:
 
 def compress_rewriter(options: dict[str, Any], backend_spec: str = "local") -> CompressRewriter:
     """A rewriter for `--compress` options (the proxy's `promptfold.compress` fields) on the model of
-    `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises ValueError naming it.
+    `backend_spec` ("local", "sglang://HOST:PORT", ...). A bad option raises InvalidRequest naming it.
     The caller closes it (`close()`) when done."""
     from backend import open_backend
 
-    from ..compress.stage import stage
     from ..config import Settings
+    from ..options import request_options
 
+    parsed = request_options({"compress": options or True}, where=None).compress
+    if parsed is None:
+        raise InvalidRequest(
+            "compression is turned off (enabled=false): nothing to rewrite", param="compress"
+        )
     settings = Settings(backend=backend_spec)
     backend = open_backend(backend_spec, **settings.backend_options())
-    compress_stage = stage(backend, settings)
-    parsed = compress_stage.options_for(options or {}, where="compress")
-    assert parsed is not None  # a dict (even empty) always gives options
-    rewriter = CompressRewriter(compress_stage, parsed)
+    rewriter = CompressRewriter(CompressionService(backend, device=settings.device), backend, parsed)
     try:
         rewriter.check_backend()
     except Exception:

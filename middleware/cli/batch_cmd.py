@@ -103,11 +103,11 @@ def run_rewrite(args: argparse.Namespace) -> int:
         workers=max(args.workers, 1),
         overwrite=args.overwrite,
     )
-    from backend import BackendError
+    from backend import BackendError, UserError
 
     try:
         rewriter = compress_rewriter(parse_options(args.compress), args.backend)
-    except ValueError as error:
+    except UserError as error:
         raise CliError(f"--compress: {error}") from error
     except BackendError as error:
         raise CliError(f"--backend: {error}") from error

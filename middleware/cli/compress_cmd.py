@@ -71,32 +71,22 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from pydantic import ValidationError
+    from backend import UserError
+    from backend.models import ModelNotFound
 
+    from ..compress.service import CompressionService
+    from ..options import request_options
     from . import CliError
 
     text = _read(args.file)
+    flags = {"rate": args.rate, "target_tokens": args.target_tokens, "question": args.question}
+    flags |= {"mode": args.mode, "instruction": args.instruction}
     try:
-        from ..compress import CompressInputError, CompressOptions, Compressor, LocalScorer
-        from ..compress.spans import MarkupError
-
-        options = CompressOptions(
-            rate=args.rate,
-            target_tokens=args.target_tokens,
-            question=args.question,
-            mode=args.mode,
-            instruction=args.instruction,
-        )
-    except ValidationError as error:
-        raise CliError(str(error.errors()[0].get("msg", error)).removeprefix("Value error, ")) from error
-    from backend.models import ModelNotFound
-
-    try:
-        compressor = Compressor(LocalScorer(args.model))
-        result = asyncio.run(compressor.compress_text(text, options))
-    except (CompressInputError, MarkupError) as error:
-        raise CliError(str(error)) from error
-    except ModelNotFound as error:
+        options = request_options({"compress": {k: v for k, v in flags.items() if v is not None}}, where=None)
+        assert options.compress is not None  # an object of flags always asks for compression
+        service = CompressionService(model=args.model)
+        result = asyncio.run(service.compress(options.compress, text=text))
+    except (UserError, ModelNotFound) as error:
         raise CliError(str(error)) from error
     if args.json:
         data = {"text": result.text, **result.as_dict(annotated=args.annotate)}

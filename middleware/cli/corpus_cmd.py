@@ -82,14 +82,13 @@ def _corpora(args: argparse.Namespace) -> Any:
 
 def _guarded(work: Any) -> Any:
     """Run `work()`, turning a user-fixable error into a one-line CliError."""
-    from backend.models import ModelNotFound
+    from backend import UserError
 
-    from ..retrieval.errors import RetrievalError
     from . import CliError
 
     try:
         return work()
-    except (RetrievalError, ModelNotFound, ValueError) as error:
+    except UserError as error:
         raise CliError(str(error)) from error
 
 
@@ -99,7 +98,7 @@ def run_add(args: argparse.Namespace) -> int:
     from ..retrieval.chunking import ChunkingConfig
     from ..retrieval.errors import UnknownCorpus
     from ..retrieval.ingest import documents_from_file, documents_from_jsonl, text_files
-    from ..retrieval.tokens import default_token_counter
+    from ..tokens import default_token_counter
     from . import CliError
 
     def work() -> int:

@@ -105,14 +105,14 @@ def _store(args: argparse.Namespace) -> Any:
 def _open_backend(args: argparse.Namespace) -> Any:
     import torch
 
-    from backend.local import LocalBackend
+    from backend import open_backend
     from backend.models import ModelNotFound
 
     from . import CliError
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return LocalBackend(args.model, device=device)
+        return open_backend("local", model=args.model, device=device)
     except ModelNotFound as error:
         raise CliError(str(error)) from error
 
@@ -253,6 +253,7 @@ async def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     from middleware.compress.gist.model import serving_model
     from middleware.compress.gist.prefix import FramedPrefix, PrefixSpec
+    from middleware.compress.gist.train import training_model
 
     gist = _store(args).load(args.id)
     record = gist.record
@@ -266,7 +267,7 @@ async def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         else:
             queries = await sample_queries(backend, prefix, args.num_queries, seed=args.seed)
         examples = await build_examples(backend, prefix, queries, max_answer_tokens=args.max_answer_tokens)
-        model = backend.loaded
+        model = await training_model(serving, backend)
         with_gist = await evaluate_gist(
             backend, serving, model, prefix.token_ids, gist.vectors, examples, args.max_answer_tokens
         )

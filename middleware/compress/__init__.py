@@ -7,21 +7,24 @@ URLs and IDs intact and lands on the requested ratio.
 
 Modules: scorer (who rates tokens), spans (what is protected), units (what is kept or dropped whole),
 document (segments and roles), coarse (passage ranking and dropping), fine (token budget selection),
-compressor (the orchestration), messages (chat requests), stage / routes (the proxy), result.
+plans (plain and question-aware), compressor (the orchestration), messages (chat requests), service
+(the one entry point: proxy stage, /v1/compress, SDK, CLI, batch), stage (the proxy), result.
 """
 
-from .api import acompress, compress, default_compressor
+from .api import acompress, compress, default_service
 from .coarse import EmbeddingRanker, PassageRanker, PerplexityRanker
 from .compressor import Compressor
 from .options import CompressInputError, CompressOptions
 from .result import CompressionResult, Piece
 from .scorer import BackendScorer, LocalScorer, Scorer, ScoreRequest, TokenScores
+from .service import CompressionService
 
 __all__ = [
     "BackendScorer",
     "CompressInputError",
     "CompressOptions",
     "CompressionResult",
+    "CompressionService",
     "Compressor",
     "EmbeddingRanker",
     "LocalScorer",
@@ -33,5 +36,5 @@ __all__ = [
     "TokenScores",
     "acompress",
     "compress",
-    "default_compressor",
+    "default_service",
 ]

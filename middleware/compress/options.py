@@ -3,9 +3,11 @@ keyword arguments. Validated here so that a bad value is a 400 (or CLI error) na
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.errors import InvalidRequest
 
 Mode = Literal["plain", "question_aware"]
 
@@ -65,33 +67,9 @@ class CompressOptions(BaseModel):
         return max(1, round(original_tokens * self.effective_rate))
 
 
-class CompressInputError(ValueError):
+class CompressInputError(InvalidRequest):
     """The input or options cannot be compressed as asked (empty text, a missing question, ...).
     `param` names the offending field, for the proxy's 400 and the CLI's one-line error."""
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
 
-
-def parse_options(
-    raw: dict[str, Any] | bool | None, defaults: dict[str, Any] | None = None
-) -> CompressOptions | None:
-    """Options from a request's `compress` value merged over server defaults; None when not asked for.
-
-    `true` means "compress with the defaults"; `false` or nothing (and no defaults) means off.
-    Raises pydantic's ValidationError with locations relative to the compress object.
-    """
-    if raw is False:
-        return None
-    if raw is None and not defaults:
-        return None
-    data: dict[str, Any] = dict(defaults or {})
-    if isinstance(raw, dict):
-        data.update(raw)
-    if data.pop("enabled", True) is False:
-        return None
-    return CompressOptions.model_validate(data)
-
-
-__all__ = ["CompressInputError", "CompressOptions", "Mode", "ValidationError", "parse_options"]
+__all__ = ["CompressInputError", "CompressOptions", "Mode"]

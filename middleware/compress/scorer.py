@@ -8,7 +8,7 @@ requests, the same text with and without the question in the prefix:
                 = self_information(without question) - self_information(with question)
 
 Two scorers sit behind the seam: `LocalScorer` runs a transformers model in-process (the packaged
-SmolLM2 by default, shared with the local engine through `load_causal_lm`), batching every request of a
+SmolLM2 by default, or the embedded engine's own model), batching every request of a
 call into a few bf16 forwards; `BackendScorer` asks any Backend for prompt logprobs (the local engine,
 SGLang's `/generate` with `return_logprob`), so that a large served model can do the scoring.
 Compression code never loads a model itself.
@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from backend import Backend, Prompt, SamplingParams
+
+if TYPE_CHECKING:
+    from backend.weights import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ START_TEXT = "\n"  # what an empty prefix becomes, so that the first token of a 
 
 
 class LocalScorer:
-    """Scores with a causal LM loaded through `backend.engine.model.load_causal_lm` (shared and cached).
+    """Scores with a causal LM in this process: the model `loaded` given (the embedded engine's own, shared),
+    else `model` (an alias or HF folder; the packaged SmolLM2 when None) loaded through
+    `backend.weights.load_causal_lm` (once per process).
 
     Requests are sorted by length and packed into forwards of at most `max_batch_tokens` (padded) tokens;
     the LM head and log-softmax run only on the positions that are scored, `head_chunk` at a time, so the
@@ -81,28 +86,32 @@ class LocalScorer:
         self,
         model: str | None = None,
         *,
+        loaded: LoadedModel | None = None,
         device: str = "cpu",
         dtype: str = "auto",
         max_batch_tokens: int = 4096,
         head_chunk: int = 512,
     ) -> None:
-        from backend.engine.model import load_causal_lm
         from backend.models import resolve_causal_lm
+        from backend.tokenizer import HFTokenizer
+        from backend.weights import load_causal_lm
 
-        ref = resolve_causal_lm(model)
-        self.model_id = ref.model_id
-        self.loaded = load_causal_lm(str(ref.path), device, dtype)
+        if loaded is None:
+            ref = resolve_causal_lm(model)
+            loaded = load_causal_lm(str(ref.path), device, dtype)
+            self.model_id = ref.model_id
+        else:
+            self.model_id = loaded.path.name
+        self.loaded = loaded
+        self.tokenizer = HFTokenizer(loaded.tokenizer, self.model_id)
         self.max_batch_tokens = max_batch_tokens
         self.head_chunk = head_chunk
 
     def count_tokens(self, text: str) -> int:
-        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.tokenizer.count(text)
 
     def tokenize_with_spans(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        encoded = self.loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-        spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-        return ids, spans
+        return self.tokenizer.encode_with_offsets(text)
 
     async def score(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
         return await asyncio.to_thread(self.score_sync, requests)
@@ -279,6 +288,3 @@ def _spread(start: int, end: int, count: int) -> list[tuple[int, int]]:
         return [(start, end)] * count
     cuts = [start + (end - start) * k // count for k in range(count + 1)]
     return [(cuts[k], cuts[k + 1]) for k in range(count)]
-
-
-TokenCounter = Callable[[str], int]

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from backend.errors import InvalidRequest
+
 SpanKind = Literal["code", "json", "role", "marker", "number", "url", "email", "id"]
 KEPT_KINDS: frozenset[str] = frozenset({"code", "json", "role", "marker"})
 
@@ -162,7 +164,7 @@ _TAG = re.compile(
 )
 
 
-class MarkupError(ValueError):
+class MarkupError(InvalidRequest):
     """A `<compress rate=...>` tag with a rate outside (0, 1], or a tag left open."""
 
 

@@ -1,5 +1,5 @@
 """The organize executors: "sot", "pipelined" and "auto", plugged into the pipeline through
-`middleware.stages.EXECUTOR_MODULES` (this module's `executors(backend, settings)`).
+`middleware.stages` (`organize_executors()`).
 
     sot        skeleton first; then every point expanded in one backend batch over a shared, warmed prefix
     pipelined  each point's expansion starts as soon as its skeleton line is complete (APAR-style)
@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from backend import Backend, BackendError, Generation, StreamChunk, UnsupportedRequest
 
-from ..config import Settings
 from ..pipeline import Context, Executor, PlainExecutor, Request
 from .options import OrganizeOptions
 from .ordered import Fallback, assemble, ordered_text
@@ -35,7 +34,7 @@ Plan = Literal["sot", "pipelined"]
 AUTO_PLAN: Plan = "pipelined"
 
 
-def executors(backend: Backend, settings: Settings) -> dict[str, Executor]:
+def organize_executors() -> dict[str, Executor]:
     router = Router()  # loads MiniLM and its weights on the first "auto" request
     return {
         "sot": OrganizeExecutor("sot"),
@@ -52,7 +51,7 @@ class OrganizeExecutor:
         self.router = router
 
     async def complete(self, request: Request, context: Context) -> list[Generation]:
-        options = OrganizeOptions.from_request(request.options.organize)
+        options = request.options.organize
         record = PlanRecord(mode="plain", requested=self.mode)
         try:
             plan, question, system = await self._choose(request, context, options, record)
@@ -66,7 +65,7 @@ class OrganizeExecutor:
             _publish(record, context)
 
     async def stream(self, request: Request, context: Context) -> AsyncIterator[StreamChunk]:
-        options = OrganizeOptions.from_request(request.options.organize)
+        options = request.options.organize
         record = PlanRecord(mode="plain", requested=self.mode)
         plan, question, system = await self._choose(request, context, options, record)
         if plan is None:

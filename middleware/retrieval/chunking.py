@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import InvalidInput
+
 # A sentence ends at . ! ? (and closing quotes or brackets) before whitespace and a capital, digit or
 # opening quote; CJK full stops end one anywhere; a blank line always ends one.
 _BOUNDARY = re.compile(r"""[.!?…]+[)"'\]’”]*(?=\s+[(\"'\[‘“]?[A-Z0-9])|[。！？]+|\n[ \t]*\n\s*""")
@@ -74,9 +76,11 @@ class ChunkingConfig:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8:
-            raise ValueError("chunk max_tokens must be at least 8")
+            raise InvalidInput("chunk max_tokens must be at least 8", param="chunk_tokens")
         if not 0 <= self.overlap_tokens < self.max_tokens:
-            raise ValueError("chunk overlap_tokens must be >= 0 and smaller than max_tokens")
+            raise InvalidInput(
+                "chunk overlap_tokens must be >= 0 and smaller than max_tokens", param="overlap_tokens"
+            )
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ..tokens import TokenCounter
 from .chunking import ChunkingConfig, chunk_text
 from .embedder import Embedder, shared_embedder
 from .errors import IncompatibleCorpus, InvalidInput, UnknownDocument
 from .fusion import DENSE_WEIGHT, LEXICAL_WEIGHT, RRF_K, maximal_marginal_relevance, reciprocal_rank_fusion
 from .lexical import LexicalIndex
 from .store import CorpusDir, Snapshot, StoredChunk
-from .tokens import TokenCounter
 from .vectors import VectorIndex
 
 MAX_DOCUMENT_ID_CHARS = 512

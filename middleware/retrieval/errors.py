@@ -3,7 +3,7 @@ should answer with (`status`), so stages and the CLI stay free of HTTP."""
 
 from __future__ import annotations
 
-from ..user_errors import UserError
+from ..user_errors import InvalidRequest, UserError
 
 
 class RetrievalError(UserError):
@@ -12,7 +12,7 @@ class RetrievalError(UserError):
     code = "invalid_value"
 
 
-class InvalidInput(RetrievalError):
+class InvalidInput(RetrievalError, InvalidRequest):
     """An empty query, a bad corpus name, a duplicate document id, a bad option value (400)."""
 
 

@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from .errors import InvalidInput
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DocumentOption(BaseModel):
@@ -47,15 +45,3 @@ class RetrievalOptions(BaseModel):
         if self.corpus is not None and self.documents is not None:
             raise ValueError("give either 'corpus' or 'documents', not both")
         return self
-
-
-def parse_options(raw: dict[str, Any]) -> RetrievalOptions:
-    """Validated options; a problem is an InvalidInput naming the field as `promptfold.retrieval.X`."""
-    try:
-        return RetrievalOptions.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        param = "promptfold.retrieval" + (f".{where}" if where else "")
-        message = "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
-        raise InvalidInput(f"Invalid '{param}': {message}.", param=param) from error

@@ -24,13 +24,15 @@ from backend import Backend
 from ..config import Settings
 from ..pipeline import Context, Request
 from ..report import StageReport
+from ..tokens import TokenCounter
+from ..user_errors import MissingDependency
+from .catalog import Corpora, corpora_for
 from .chunking import chunk_text
 from .corpus import Passage, SearchConfig
 from .documents import parse_document_prompt
 from .fusion import select_under_budget
-from .options import DocumentOption, RetrievalOptions, parse_options
+from .options import DocumentOption, RetrievalOptions
 from .ranker import PassageRanker
-from .tokens import TokenCounter, token_counter
 
 NAME = "retrieval"
 CONTEXT_HEADER = "Answer using these passages where they are relevant, and cite them as [n]:"
@@ -47,23 +49,17 @@ class _Target:
 class RetrievalStage:
     name = NAME
 
-    def __init__(self, backend: Backend, settings: Settings) -> None:
+    def __init__(self, backend: Backend, settings: Settings, corpora: Corpora | None = None) -> None:
         self.backend = backend
         self.settings = settings
-        self._counter: TokenCounter | None = None
+        self.corpora = corpora or corpora_for(settings.data_dir)
         self._ranker = PassageRanker()
 
-    @property
-    def count(self) -> TokenCounter:
-        if self._counter is None:
-            self._counter = token_counter(self.backend)
-        return self._counter
-
     async def __call__(self, request: Request, context: Context) -> tuple[Request, StageReport | None]:
-        raw = request.options.retrieval
-        if raw is None:
+        options = request.options.retrieval
+        if options is None:
             return request, None
-        options = parse_options(raw)
+        count = context.count_tokens
         if not options.enabled:
             return request, StageReport.skipped(NAME, "retrieval is disabled for this request")
         target = _target(request)
@@ -71,13 +67,14 @@ class RetrievalStage:
             return request, StageReport.skipped(
                 NAME, "the request has no user message or text prompt to retrieve for"
             )
+        require_packages(corpus=options.corpus is not None)
         if options.corpus is not None:
-            text, report = await asyncio.to_thread(self._from_corpus, target, options)
+            text, report = await asyncio.to_thread(self._from_corpus, target, options, count)
         elif options.documents is not None:
-            text, report = await asyncio.to_thread(self._from_documents, target, options)
+            text, report = await asyncio.to_thread(self._from_documents, target, options, count)
         else:
             holder = _document_holder(request, target, options.min_documents)
-            text, report = await asyncio.to_thread(self._in_prompt, holder, target, options)
+            text, report = await asyncio.to_thread(self._in_prompt, holder, target, options, count)
             target = holder
         if text is not None:
             request = _with_text(request, target, text)
@@ -85,29 +82,31 @@ class RetrievalStage:
 
     # --- the three ways -----------------------------------------------------------------------------
 
-    def _from_corpus(self, target: _Target, options: RetrievalOptions) -> tuple[str | None, StageReport]:
-        from .catalog import corpora_for
-
+    def _from_corpus(
+        self, target: _Target, options: RetrievalOptions, count: TokenCounter
+    ) -> tuple[str | None, StageReport]:
         assert options.corpus is not None
-        corpus = corpora_for(self.settings.data_dir).get(options.corpus)
+        corpus = self.corpora.get(options.corpus)
         query = _query(target.text, options)
         config = SearchConfig(mmr_lambda=options.mmr)
         found = corpus.search(query, options.top_k, config)
         details: dict[str, Any] = {"mode": "corpus", "corpus": corpus.name, "query": query}
-        return self._insert(target, found, options, details, f"the corpus '{corpus.name}'")
+        return self._insert(target, found, options, details, f"the corpus '{corpus.name}'", count)
 
-    def _from_documents(self, target: _Target, options: RetrievalOptions) -> tuple[str | None, StageReport]:
+    def _from_documents(
+        self, target: _Target, options: RetrievalOptions, count: TokenCounter
+    ) -> tuple[str | None, StageReport]:
         query = _query(target.text, options)
-        passages = _chunk_documents(options.documents or [], self.count)
+        passages = _chunk_documents(options.documents or [], count)
         scores = self._ranker.rank(query, [p.title + "\n" + p.text if p.title else p.text for p in passages])
         ranked = sorted(
             (replace(p, score=s) for p, s in zip(passages, scores, strict=True)), key=lambda p: -p.score
         )
         details: dict[str, Any] = {"mode": "documents", "query": query, "candidates": len(passages)}
-        return self._insert(target, ranked, options, details, "the documents given")
+        return self._insert(target, ranked, options, details, "the documents given", count)
 
     def _in_prompt(
-        self, holder: _Target, target: _Target, options: RetrievalOptions
+        self, holder: _Target, target: _Target, options: RetrievalOptions, count: TokenCounter
     ) -> tuple[str | None, StageReport]:
         """Keep the best documents of `holder`; the question comes from it, or else from `target`."""
         prompt = parse_document_prompt(holder.text)
@@ -126,7 +125,7 @@ class RetrievalStage:
             return None, StageReport.skipped(NAME, "no question found to rank the prompt's documents by")
         scores = self._ranker.rank(question, [d.ranked_text() for d in prompt.documents])
         order = sorted(range(found), key=lambda i: -scores[i])
-        tokens = [self.count(prompt.documents[i].render(0)) for i in order]
+        tokens = [count(prompt.documents[i].render(0)) for i in order]
         keep = [order[i] for i in select_under_budget(tokens, options.token_budget, options.top_k)]
         if options.order == "original":
             keep.sort()
@@ -143,8 +142,8 @@ class RetrievalStage:
         report = StageReport(
             NAME,
             applied=True,
-            tokens_in=self.count(holder.text),
-            tokens_out=self.count(text),
+            tokens_in=count(holder.text),
+            tokens_out=count(text),
             details={
                 "mode": "in_prompt",
                 "message": holder.message,
@@ -165,6 +164,7 @@ class RetrievalStage:
         options: RetrievalOptions,
         details: dict[str, Any],
         where: str,
+        count: TokenCounter,
     ) -> tuple[str | None, StageReport]:
         chosen = [
             ranked[i]
@@ -193,8 +193,8 @@ class RetrievalStage:
         report = StageReport(
             NAME,
             applied=True,
-            tokens_in=self.count(target.text),
-            tokens_out=self.count(text),
+            tokens_in=count(target.text),
+            tokens_out=count(text),
             details=details,
         )
         return text, report
@@ -209,13 +209,20 @@ def render_context(passages: Sequence[Passage]) -> str:
     return "\n".join(lines)
 
 
-def stage(backend: Backend, settings: Settings) -> RetrievalStage | None:
-    """The stage for `middleware.stages` (None when faiss or bm25s is not installed)."""
+def require_packages(*, corpus: bool) -> None:
+    """Retrieval needs bm25s (lexical ranking), and faiss for a stored corpus: say which is missing (501)
+    instead of ignoring the option."""
     import importlib.util
 
-    if importlib.util.find_spec("faiss") is None or importlib.util.find_spec("bm25s") is None:
-        return None
-    return RetrievalStage(backend, settings)
+    needed = ["bm25s", "faiss"] if corpus else ["bm25s"]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        packages = " and ".join({"faiss": "faiss-cpu"}.get(name, name) for name in missing)
+        raise MissingDependency(
+            f"retrieval needs the Python package {packages}, which is not installed on this server "
+            f"(pip install {packages.replace(' and ', ' ')})",
+            param="promptfold.retrieval",
+        )
 
 
 def _target(request: Request) -> _Target | None:

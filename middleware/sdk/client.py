@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from backend import Backend, Generation, SamplingParams, Usage, open_backend
 
 from ..config import Settings
-from ..options import RequestOptions
-from ..pipeline import Completion, Pipeline, Request
+from ..options import bypassed, merge, request_options
+from ..pipeline import Completion, Request
 from ..report import RequestReport
+from ..user_errors import InvalidRequest
 from .loop import LoopThread
 
 if TYPE_CHECKING:
     from ..compress.result import CompressionResult
-    from ..compress.stage import CompressStage
+    from ..stages import Assembly
 
 Messages = str | Sequence[dict[str, Any]]
 
@@ -68,13 +69,11 @@ class Middleware:
         gist: dict[str, Any] | bool | None = None,
         **backend_options: Any,
     ) -> None:
-        defaults = RequestOptions(compress=compress, retrieval=retrieval, organize=organize, gist=gist)
+        own = {"compress": compress, "retrieval": retrieval, "organize": organize, "gist": gist}
         spec = backend if isinstance(backend, str) else "local"
         self.settings = settings or Settings(backend=spec)
-        self.settings.stage_defaults = {
-            **self.settings.stage_defaults,
-            **defaults.model_dump(exclude_none=True),
-        }
+        self.settings.stage_defaults = merge(self.settings.stage_defaults, own)
+        request_options(None, self.settings.stage_defaults)  # a bad default fails here, not on first use
         self._loop = LoopThread()
         self._owns_backend = isinstance(backend, str)
         if isinstance(backend, str):
@@ -84,13 +83,14 @@ class Middleware:
             )
         else:
             self.backend = backend
-        self.pipeline = self._loop.run(self._build())
+        parts = self._loop.run(self._build())
+        self.pipeline, self.compression = parts.pipeline, parts.compression
 
-    async def _build(self) -> Pipeline:
-        from ..stages import build_pipeline
+    async def _build(self) -> Assembly:
+        from ..stages import assemble
 
         await self.backend.health()  # remote backends learn their model name and limits
-        return build_pipeline(self.backend, self.settings)
+        return assemble(self.backend, self.settings)
 
     # --- chat -------------------------------------------------------------------------------------
 
@@ -141,11 +141,9 @@ class Middleware:
         """The pipeline request `chat` would run (useful to inspect or to batch)."""
         chat = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
         if not chat:
-            raise ValueError("messages must not be empty")
-        own = RequestOptions(
-            compress=compress, retrieval=retrieval, organize=organize, gist=gist, bypass=bypass
-        )
-        options = own if bypass else own.merged_over(self.settings.stage_defaults)
+            raise InvalidRequest("messages must not be empty", param="messages")
+        own = {"compress": compress, "retrieval": retrieval, "organize": organize, "gist": gist}
+        options = bypassed() if bypass else request_options(own, self.settings.stage_defaults, where=None)
         sampling = SamplingParams(
             temperature=temperature,
             top_p=top_p,
@@ -175,20 +173,12 @@ class Middleware:
         return await self._loop.run_async(self._compress(prompt, options))
 
     async def _compress(self, prompt: Messages, options: dict[str, Any]) -> CompressionResult:
-        stage = self._compress_stage()
-        parsed = stage.options_for(options, where="compress")
-        assert parsed is not None  # a dict of options (even empty) always parses to options
+        parsed = request_options({"compress": options}, self.settings.stage_defaults, where=None).compress
+        if parsed is None:
+            raise InvalidRequest("compression is turned off (enabled=false)", param="compress.enabled")
         if isinstance(prompt, str):
-            return await stage.run(parsed, text=prompt)
-        return await stage.run(parsed, messages=list(prompt))
-
-    def _compress_stage(self) -> CompressStage:
-        from ..compress.stage import CompressStage, stage
-
-        for each in self.pipeline.stages:
-            if isinstance(each, CompressStage):
-                return each
-        return stage(self.backend, self.settings)
+            return await self.compression.compress(parsed, text=prompt)
+        return await self.compression.compress(parsed, messages=list(prompt))
 
     # --- wrapping an OpenAI client -----------------------------------------------------------------
 

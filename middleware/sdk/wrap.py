@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ..options import RequestOptions
+from ..options import request_options
 from ..pipeline import Pipeline
 from ..server.schemas import ChatCompletionRequest
 from ..server.translate import ChatChunks, chat_completion, chat_request
+from ..user_errors import InvalidRequest, validation_error
 
 if TYPE_CHECKING:
     from .client import Middleware
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 _TRANSPORT_ARGS = ("extra_headers", "extra_query", "timeout")
 
 
-class InvalidChatRequest(ValueError):
+class InvalidChatRequest(InvalidRequest):
     """The arguments to `chat.completions.create` do not make a valid request (message names the field)."""
 
 
@@ -72,15 +73,18 @@ class _Pipelines:
         return self._by_model[model]
 
     def _build(self, model: str) -> Pipeline:
-        from backend.openai_compat import OpenAICompatBackend
+        from backend import open_backend
 
         from ..stages import build_pipeline
 
-        backend = OpenAICompatBackend(
-            str(self.client.base_url),
-            api_key=self.client.api_key,
-            model_id=model,
-            tokenizer=self.middleware.settings.tokenizer,
+        url = str(self.client.base_url)
+        spec = (
+            "openai+https://" + url.removeprefix("https://")
+            if url.startswith("https://")
+            else ("openai://" + url.removeprefix("http://"))
+        )
+        backend = open_backend(
+            spec, api_key=self.client.api_key, model_id=model, tokenizer=self.middleware.settings.tokenizer
         )
         return build_pipeline(backend, self.middleware.settings)
 
@@ -89,11 +93,14 @@ def _parse(kwargs: dict[str, Any], middleware: Middleware) -> tuple[ChatCompleti
     body = {k: v for k, v in kwargs.items() if k not in _TRANSPORT_ARGS and k != "extra_body"}
     body.update(kwargs.get("extra_body") or {})
     try:
-        parsed = ChatCompletionRequest.model_validate(body)
-        options = (parsed.promptfold or RequestOptions()).merged_over(middleware.settings.stage_defaults)
+        try:
+            parsed = ChatCompletionRequest.model_validate(body)
+        except ValidationError as error:
+            raise validation_error(error) from error
+        options = request_options(parsed.promptfold, middleware.settings.stage_defaults)
         request = chat_request(parsed, middleware.settings.default_max_tokens, options)
-    except (ValidationError, ValueError) as error:
-        raise InvalidChatRequest(str(error)) from error
+    except InvalidRequest as error:
+        raise InvalidChatRequest(error.message, param=error.param) from error
     return parsed, request
 
 

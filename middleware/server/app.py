@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from backend import Backend, open_backend
 
 from ..config import Settings
-from ..pipeline import Pipeline
-from ..stages import build_pipeline
+from ..stages import assemble
 from .errors import ApiError, install_error_handlers
-from .guards import BodySizeLimit, api_key_checker
-from .routes import EXTRA_ROUTER_MODULES, build_router
+from .guards import BodySizeLimit, RequestIds, api_key_checker
+from .routes import compress, corpora, gists, openai
 from .state import ServerState, get_state
 
 log = logging.getLogger("promptfold.server")
@@ -43,8 +41,10 @@ def create_app(
         status = await active.health()  # remote backends learn their model name and limits here
         if not status.ok:
             log.warning("the backend is not healthy yet: %s", status.detail)
-        pipeline: Pipeline = build_pipeline(active, settings)
-        app.state.promptfold = ServerState(settings, active, pipeline)
+        parts = assemble(active, settings)
+        app.state.promptfold = ServerState(
+            settings, active, parts.pipeline, parts.compression, parts.corpora, parts.gists
+        )
         log.info("serving %s through the %s backend", active.model_id, active.name)
         try:
             yield
@@ -61,12 +61,12 @@ def create_app(
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else None
     auth = api_key_checker(key)
-    app.include_router(build_router(auth))
-    for module in EXTRA_ROUTER_MODULES:  # stage-specific routes (compress, corpora, gists)
-        app.include_router(importlib.import_module(module).build_router(auth))
+    for surface in (openai, compress, corpora, gists):
+        app.include_router(surface.build_router(auth))
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
     return app
 
 

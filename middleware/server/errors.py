@@ -1,8 +1,13 @@
 """Every error leaves the proxy as OpenAI's body `{"error": {"message", "type", "param", "code"}}`.
 
-Status codes: 400 malformed JSON or invalid parameters (as OpenAI does), 401 missing or wrong API key,
-404 unknown model or route, 413 body too large, 422 a valid request the backend cannot serve as asked
-(prompt longer than the context, a capability it lacks), 502 the backend failed, 503 it is unreachable.
+The taxonomy is `backend.errors`: a `UserError` (the caller can fix it) is the only way to a 4xx, with its
+own status, code and param; a `BackendError` is the backend's failure (502) or absence (503), in its own
+words; anything else is a bug, answered 500 with the request id (the `x-request-id` header, also in the
+log next to the traceback) and never a traceback to the client.
+
+Statuses: 400 malformed JSON or invalid parameters (as OpenAI does), 401 missing or wrong API key, 404
+unknown model or route, 405 wrong method, 413 body too large, 422 a valid request the backend cannot
+serve as asked, 501 a feature whose package is not installed, 502 the backend failed, 503 unreachable.
 """
 
 from __future__ import annotations
@@ -13,17 +18,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import BackendError, UserError
 
+from ..user_errors import validation_error
 from .schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger("promptfold.server")
 
 
-class ApiError(Exception):
+class ApiError(UserError):
+    """An error the proxy itself answers (auth, size, routing, startup), with its HTTP status."""
+
     def __init__(
         self,
         status: int,
@@ -33,78 +40,60 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
-
-    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
-        body = ErrorResponse(
-            error=ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code)
-        )
-        return JSONResponse(body.model_dump(), status_code=self.status, headers=headers)
+        super().__init__(message, param=param, code=code or "invalid_value", status=status)
+        self.type = type
+        self.code = code  # type: ignore[assignment]  # OpenAI sends null codes for some errors
 
     def body(self) -> dict[str, Any]:
         return ErrorResponse(
             error=ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code)
         ).model_dump()
 
-
-def from_validation(error: ValidationError | RequestValidationError) -> ApiError:
-    """The first problem of a pydantic validation, phrased like OpenAI's parameter errors."""
-    first = error.errors()[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(loc) or None
-    if first.get("type") == "missing":
-        return ApiError(
-            400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
-    message = first.get("msg", "invalid value")
-    if first.get("type") == "extra_forbidden":
-        message = "unknown field"
-    return ApiError(400, f"Invalid '{param}': {message}.", param=param, code="invalid_value")
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
-def from_exception(error: BaseException) -> ApiError:
-    """Map anything raised while serving to the error a client should see."""
+def from_exception(error: BaseException, request_id: str | None = None) -> ApiError:
+    """The error a client should see for anything raised while serving."""
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, ValidationError | RequestValidationError):
-        return from_validation(error)
-    if isinstance(error, UserError):  # the only way to a 4xx: errors the caller can fix
-        return ApiError(error.status, error.message, param=error.param, code=error.code)
+    if isinstance(error, RequestValidationError):
+        error = validation_error(error)  # type: ignore[arg-type]  # same errors() shape as pydantic's
+    if isinstance(error, UserError):
+        kind = "invalid_request_error" if error.status < 500 else "server_error"
+        return ApiError(error.status, error.message, type=kind, param=error.param, code=error.code)
     if isinstance(error, BackendError):
         code = "backend_unavailable" if error.status == 503 else "backend_error"
         who = f"the {error.backend} backend" if error.backend else "the backend"
         return ApiError(error.status, f"{who} failed: {error.message}", type="server_error", code=code)
-    if isinstance(error, ValueError):  # a stage's input error may name the parameter (`param`)
-        return ApiError(400, str(error), param=getattr(error, "param", None), code="invalid_value")
-    log.exception("unexpected error while serving a request", exc_info=error)
+    where = f" (request id {request_id})" if request_id else ""
+    log.error("unexpected error while serving a request%s", where, exc_info=error)
     return ApiError(
-        500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error"
+        500,
+        f"internal error: {type(error).__name__}{where}; the server log has the details",
+        type="server_error",
+        code="internal_error",
     )
 
 
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error.response()
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        return from_validation(error).response()
-
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
-        return ApiError(error.status_code, str(error.detail), code=code).response()
+        return ApiError(error.status_code, str(error.detail), code=code).response(error.headers)
 
     # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
     # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
+    @app.exception_handler(RequestValidationError)
     @app.exception_handler(UserError)
-    @app.exception_handler(ValueError)
     @app.exception_handler(BackendError)
-    async def _known(_: Request, error: Exception) -> JSONResponse:
-        return from_exception(error).response()
+    async def _known(request: Request, error: Exception) -> JSONResponse:
+        return from_exception(error, request_id_of(request)).response()
 
     @app.exception_handler(Exception)
-    async def _any(_: Request, error: Exception) -> JSONResponse:
-        return from_exception(error).response()
+    async def _any(request: Request, error: Exception) -> JSONResponse:
+        return from_exception(error, request_id_of(request)).response()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,6 +65,33 @@ class BodySizeLimit:
         response = error.response()
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
+
+
+class RequestIds:
+    """ASGI middleware: every request gets an id (the client's `x-request-id` when it sends a sane one),
+    kept in `request.state.request_id` for errors and logs, and echoed in the `x-request-id` header."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent if _SANE_ID.fullmatch(sent) else f"req-{uuid.uuid4().hex[:24]}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, with_id)
+
+
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def api_key_checker(expected: str | None) -> Callable[[Request], Awaitable[None]]:

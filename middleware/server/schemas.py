@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..options import RequestOptions
+from ..user_errors import InvalidRequest
 
 # Fields a client may send that only describe the client; they are not forwarded to the backend.
 CLIENT_ONLY_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "stream_options"})
@@ -34,7 +34,9 @@ class ChatMessageIn(BaseModel):
             texts = []
             for part in self.content:
                 if part.type != "text" or part.text is None:
-                    raise ValueError(f"content parts of type '{part.type}' are not supported; send text")
+                    raise InvalidRequest(
+                        f"content parts of type '{part.type}' are not supported; send text", param="messages"
+                    )
                 texts.append(part.text)
             content = "\n".join(texts)
         else:
@@ -59,7 +61,8 @@ class _SamplingFields(BaseModel):
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    promptfold: RequestOptions | None = None
+    # promptfold's own options, validated with the server defaults by the route (middleware.options)
+    promptfold: dict[str, Any] | None = None
 
     @field_validator("stop")
     @classmethod

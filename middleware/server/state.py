@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -11,8 +12,11 @@ from fastapi import Request
 
 from backend import Backend
 
+from ..compress.gist.store import GistStore
+from ..compress.service import CompressionService
 from ..config import Settings
 from ..pipeline import Completion, Pipeline
+from ..retrieval.catalog import Corpora
 from .errors import ApiError, from_exception
 from .metrics import Metrics
 
@@ -22,9 +26,15 @@ ALIASES = ("default", "promptfold")
 
 @dataclass
 class ServerState:
+    """Everything a route needs, built once at startup (see `app.py`)."""
+
     settings: Settings
     backend: Backend
     pipeline: Pipeline
+    compression: CompressionService  # the compress stage's own service: /v1/compress shares its models
+    corpora: Corpora
+    gists: GistStore
+    gist_training: asyncio.Lock = field(default_factory=asyncio.Lock)  # one training at a time
     metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
 

@@ -10,7 +10,7 @@ import pytest
 
 from middleware.retrieval.catalog import Corpora
 from middleware.retrieval.corpus import DocumentInput
-from middleware.retrieval.tokens import TokenCounter, default_token_counter
+from middleware.tokens import TokenCounter, default_token_counter
 
 ROOT = Path(__file__).resolve().parents[2]
 

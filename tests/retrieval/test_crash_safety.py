@@ -30,7 +30,7 @@ import sys, time
 from pathlib import Path
 from middleware.retrieval import store
 from middleware.retrieval.corpus import Corpus, DocumentInput
-from middleware.retrieval.tokens import default_token_counter
+from middleware.tokens import default_token_counter
 
 path, point = Path(sys.argv[1]), sys.argv[2]
 

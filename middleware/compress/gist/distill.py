@@ -84,12 +84,9 @@ class Teacher:
 
     def logits(self, batch: list[list[int]]) -> torch.Tensor:
         """[rows, L, vocab] float32 next-token logits for x[0..L-1] of each (right-padded) row."""
-        from backend.engine.kv import KVBatch
-
         model, rows = self.model, len(batch)
         ids, _ = pad(batch, device=model.device)
-        layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.cache.layers]
-        cache = KVBatch(layers, self.cache.mask.expand(rows, -1), self.cache.next_position.expand(rows))
+        cache = self.cache.expand(rows)
         first = self.first_logits.expand(rows, -1, -1)
         if ids.shape[1] == 1:
             return first.clone()

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend import Backend
+
 from .errors import GistUnusable
 
 _CHUNK = 1 << 24
@@ -92,29 +94,25 @@ class ServingModel:
         return torch.cat([vectors.to(device=rest.device, dtype=rest.dtype), rest], dim=0)
 
 
-async def serving_model(backend: Any) -> ServingModel:
+async def serving_model(backend: Backend) -> ServingModel:
     """The backend's model with its weights found on this machine; raises GistUnusable with the reason.
 
     The embedded engine has them in memory; an SGLang server running here has them in its model folder
     (its server info names it). Other backends keep their weights out of reach.
     """
-    loaded = getattr(backend, "loaded", None)
-    if loaded is not None:
-        fingerprint = await asyncio.to_thread(model_fingerprint, loaded.path)
-        return ServingModel(
-            backend.model_id, Path(loaded.path), fingerprint, loaded.embedding, loaded.hidden_size
+    weights = await backend.model_weights()
+    if weights is None:
+        raise GistUnusable(
+            f"gists need the serving model's weights: the {backend.name} backend's weights are not on this machine"
         )
-    connect = getattr(backend, "connect", None)
-    folder = None
-    if connect is not None:
-        info = await connect()
-        folder = Path(info.model_path) if info.model_path else None
-    if folder is None or not any(folder.glob("*.safetensors")):
-        where = f"'{folder}' is not a model folder on this machine" if folder else "its weights are not here"
-        raise GistUnusable(f"gists need the serving model's weights: the {backend.name} backend's {where}")
-    fingerprint = await asyncio.to_thread(model_fingerprint, folder)
-    table = await asyncio.to_thread(_load_embedding_table, str(folder))
-    return ServingModel(backend.model_id, folder, fingerprint, table, int(table.shape[1]))
+    fingerprint = await asyncio.to_thread(model_fingerprint, weights.folder)
+    if weights.loaded is not None:
+        loaded = weights.loaded
+        return ServingModel(
+            backend.model_id, weights.folder, fingerprint, loaded.embedding, loaded.hidden_size
+        )
+    table = await asyncio.to_thread(_load_embedding_table, str(weights.folder))
+    return ServingModel(backend.model_id, weights.folder, fingerprint, table, int(table.shape[1]))
 
 
 @functools.lru_cache(maxsize=2)

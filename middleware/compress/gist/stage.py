@@ -18,32 +18,17 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from backend import Backend, UnsupportedRequest
 
-from ...config import Settings
 from ...pipeline import Context, Request
 from ...report import StageReport
-from .errors import GistError, GistUnusable
+from .errors import GistUnusable
 from .model import ServingModel, serving_model
 from .prefix import prefix_hash
 from .store import GistRecord, GistStore
 
 NAME = "gist"
 _EMBEDS_HINTS = {"sglang": " (SGLang takes input_embeds only when launched with --disable-radix-cache)"}
-
-
-class GistOptions(BaseModel):
-    """The `gist` object of a request's `promptfold` options."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = None
-
-
-def stage(backend: Backend, settings: Settings) -> GistStage:
-    return GistStage(backend, GistStore(settings.data_dir / "gists"))
 
 
 class GistStage:
@@ -56,7 +41,7 @@ class GistStage:
         self._serving_lock = asyncio.Lock()
 
     async def __call__(self, request: Request, context: Context) -> tuple[Request, StageReport | None]:
-        asked, wanted = _parse_options(request.options.gist)
+        asked, wanted = request.options.gist.enabled, request.options.gist.id
         if request.messages is None or request.embeds is not None:
             if wanted:
                 return request, StageReport.skipped(NAME, "gists apply to chat messages only")
@@ -133,24 +118,6 @@ class GistStage:
                 except GistUnusable as error:
                     self._serving = error
             return self._serving
-
-
-def _parse_options(value: Any) -> tuple[bool, str | None]:
-    """(gists allowed, the gist id asked for) from the request's `gist` option."""
-    if value is None or value is True:
-        return True, None
-    if value is False:
-        return False, None
-    try:
-        options = GistOptions.model_validate(value)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise GistError(
-            f"Invalid 'promptfold.gist{'.' + where if where else ''}': {first.get('msg')}",
-            param="promptfold.gist",
-        ) from error
-    return True, options.id
 
 
 def _matching(records: list[GistRecord], ids: list[int]) -> list[GistRecord]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from backend import Backend
+from backend.weights import LoadedModel, ModelWeights
 
 from .data import Example, build_examples, sample_queries, split_heldout
 from .distill import TrainConfig, TrainProgress, train_gist
@@ -78,18 +79,15 @@ async def prepare(backend: Backend, job: GistJob) -> Prepared:
     return Prepared(prefix, train, heldout, source, time.perf_counter() - began)
 
 
-def training_model(serving: ServingModel, backend: Backend, device: str | None = None) -> Any:
+async def training_model(serving: ServingModel, backend: Backend, device: str | None = None) -> LoadedModel:
     """The frozen model to distil with: the embedded engine's own, else the serving model's folder
     loaded here (CUDA when present)."""
-    loaded = getattr(backend, "loaded", None)
-    if loaded is not None:
-        return loaded
+    weights = await backend.model_weights()
+    if weights is not None and weights.loaded is not None:
+        return weights.loaded
     import torch
 
-    from backend.engine.model import load_causal_lm
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return load_causal_lm(str(serving.folder), device)
+    return ModelWeights(serving.folder).load(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 async def make_gist(
@@ -109,7 +107,7 @@ async def make_gist(
     serving = serving or await serving_model(embeds_backend or backend)
     prepared = prepared or await prepare(backend, job)
     check_gist_size(len(prepared.prefix), job.config.tokens)
-    model = training_model(serving, backend, job.device)
+    model = await training_model(serving, backend, job.device)
     prefix_ids = prepared.prefix.token_ids
     result = await asyncio.to_thread(
         train_gist, model, prefix_ids, prepared.train, prepared.heldout, job.config, progress=progress

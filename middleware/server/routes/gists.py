@@ -11,18 +11,17 @@ long timeout. One training at a time; another POST meanwhile gets 409.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...server.errors import ApiError
-from ...server.routes import _parse
-from ...server.state import get_state
-from .prefix import PrefixSpec
-from .store import GistStore
+from ...compress.gist.prefix import PrefixSpec
+from ...compress.gist.store import GistStore
+from ...user_errors import UserError
+from ..state import get_state
+from .common import parse_body
 
 
 class GistCreate(BaseModel):
@@ -44,16 +43,18 @@ class GistCreate(BaseModel):
 
 def build_router(auth: Any) -> APIRouter:
     router = APIRouter(dependencies=[Depends(auth)])
-    training = asyncio.Lock()
 
     async def create(request: Request) -> JSONResponse:
-        from .distill import TrainConfig
-        from .train import GistJob, make_gist
+        from ...compress.gist.distill import TrainConfig
+        from ...compress.gist.train import GistJob, make_gist
 
         state = get_state(request)
-        body = await _parse(request, GistCreate)
+        body = await parse_body(request, GistCreate)
+        training = state.gist_training
         if training.locked():
-            raise ApiError(409, "a gist is being trained; send this again when it is done", code="busy")
+            raise UserError(
+                "a gist is being trained; send this again when it is done", status=409, code="busy"
+            )
         job = GistJob(
             PrefixSpec(body.prefix, body.role),
             TrainConfig(
@@ -91,4 +92,4 @@ def build_router(auth: Any) -> APIRouter:
 
 
 def _store(request: Request) -> GistStore:
-    return GistStore(get_state(request).settings.data_dir / "gists")
+    return get_state(request).gists

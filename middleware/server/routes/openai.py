@@ -1,4 +1,7 @@
-"""The OpenAI routes: /v1/chat/completions, /v1/completions, /v1/models. Thin: parse, run, render."""
+"""The OpenAI routes: /v1/chat/completions, /v1/completions, /v1/models. Thin: parse, run, render.
+
+A request's `promptfold` options are validated and merged with the server defaults here, once, before the
+pipeline runs any stage (`routes/common.py`)."""
 
 from __future__ import annotations
 
@@ -6,17 +9,17 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ..options import RequestOptions
-from ..pipeline import Completion
-from ..pipeline import Request as PipelineRequest
-from .errors import ApiError, from_exception, from_validation
-from .schemas import (
+from ...pipeline import Completion
+from ...pipeline import Request as PipelineRequest
+from ...user_errors import InvalidRequest
+from ..errors import from_exception
+from ..schemas import (
     ChatCompletionRequest,
     CompletionChoice,
     CompletionRequest,
@@ -26,17 +29,9 @@ from .schemas import (
     new_id,
     now,
 )
-from .state import ServerState, get_state
-from .translate import ChatChunks, TextChunks, chat_completion, chat_request, sampling_from, usage_out
-
-BYPASS_HEADER = "x-promptfold-bypass"
-# Modules with `build_router(auth) -> APIRouter` for routes beyond the OpenAI ones (e.g. /v1/compress).
-EXTRA_ROUTER_MODULES: list[str] = [
-    "middleware.retrieval.routes",
-    "middleware.compress.routes",
-    "middleware.compress.gist.routes",
-]
-Body = TypeVar("Body", bound=BaseModel)
+from ..state import ServerState, get_state
+from ..translate import ChatChunks, TextChunks, chat_completion, chat_request, sampling_from, usage_out
+from .common import options_of, parse_body
 
 
 def build_router(auth: Any) -> APIRouter:
@@ -62,15 +57,11 @@ async def get_model(model_id: str, request: Request) -> ModelCard:
 
 async def chat_completions(request: Request) -> Any:
     state = get_state(request)
-    body = await _parse(request, ChatCompletionRequest)
+    body = await parse_body(request, ChatCompletionRequest)
     state.check_model(body.model)
     _check_n(body.n, body.stream, state)
-    try:
-        pipeline_request = chat_request(
-            body, state.settings.default_max_tokens, _options(body, request, state)
-        )
-    except ValueError as error:
-        raise ApiError(400, str(error), param="messages", code="invalid_value") from error
+    options = options_of(body.promptfold, request, state)
+    pipeline_request = chat_request(body, state.settings.default_max_tokens, options)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(state, pipeline_request, "chat", include_usage)
@@ -81,16 +72,16 @@ async def chat_completions(request: Request) -> Any:
 
 async def completions(request: Request) -> Any:
     state = get_state(request)
-    body = await _parse(request, CompletionRequest)
+    body = await parse_body(request, CompletionRequest)
     state.check_model(body.model)
     _check_n(body.n, body.stream, state)
     prompts = body.prompts()
-    options = _options(body, request, state)
+    options = options_of(body.promptfold, request, state)
     sampling = sampling_from(body, body.max_tokens)
     requests = [PipelineRequest(sampling=sampling, prompt=p, n=body.n, options=options) for p in prompts]
     if body.stream:
         if len(requests) > 1:
-            raise ApiError(400, "stream=true takes a single prompt", param="prompt", code="invalid_value")
+            raise InvalidRequest("stream=true takes a single prompt", param="prompt")
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await _stream(state, requests[0], "completions", include_usage)
     results: list[Completion] = await state.run(
@@ -119,37 +110,11 @@ async def completions(request: Request) -> Any:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-async def _parse(request: Request, model: type[Body]) -> Body:
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"The request body is not valid JSON: {error}.", code="invalid_json") from error
-    if not isinstance(data, dict):
-        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise from_validation(error) from error
-
-
 def _check_n(n: int, stream: bool, state: ServerState) -> None:
     if n > state.settings.max_n:
-        raise ApiError(400, f"Invalid 'n': at most {state.settings.max_n}.", param="n", code="invalid_value")
+        raise InvalidRequest(f"Invalid 'n': at most {state.settings.max_n}.", param="n")
     if stream and n > 1:
-        raise ApiError(400, "n > 1 is not supported with stream=true", param="n", code="invalid_value")
-
-
-def _options(
-    body: ChatCompletionRequest | CompletionRequest, request: Request, state: ServerState
-) -> RequestOptions:
-    if request.headers.get(BYPASS_HEADER, "").lower() in ("1", "true", "yes"):
-        return RequestOptions(bypass=True)
-    options = body.promptfold or RequestOptions()
-    try:
-        return options.merged_over(state.settings.stage_defaults)
-    except ValidationError as error:
-        raise from_validation(error) from error
+        raise InvalidRequest("n > 1 is not supported with stream=true", param="n")
 
 
 async def _stream(state: ServerState, request: PipelineRequest, route: str, include_usage: bool) -> Any:

@@ -1,4 +1,4 @@
-"""Corpus routes of the proxy (plugged in through `EXTRA_ROUTER_MODULES`):
+"""Corpus routes of the proxy:
 
     POST   /v1/corpora                              {"name", "embedding_model"?, "chunk_tokens"?, "overlap_tokens"?}
     GET    /v1/corpora                              every corpus with its counts
@@ -23,14 +23,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..server.routes import _parse
-from ..server.state import get_state
-from .catalog import Corpora, corpora_for
-from .chunking import ChunkingConfig
-from .corpus import DocumentInput, SearchConfig
-from .errors import InvalidInput, NotText
-from .ingest import decode_text
-from .tokens import token_counter
+from ...retrieval.catalog import Corpora
+from ...retrieval.chunking import ChunkingConfig
+from ...retrieval.corpus import DocumentInput, SearchConfig
+from ...retrieval.errors import InvalidInput, NotText
+from ...retrieval.ingest import decode_text
+from ...retrieval.stage import require_packages
+from ..state import get_state
+from .common import parse_body
 
 
 class CreateCorpus(BaseModel):
@@ -75,17 +75,15 @@ def build_router(auth: Any) -> APIRouter:
 
 
 def _corpora(request: Request) -> Corpora:
-    return corpora_for(get_state(request).settings.data_dir)
+    require_packages(corpus=True)  # a clear 501 naming faiss-cpu or bm25s when one is missing
+    return get_state(request).corpora
 
 
 async def create_corpus(request: Request) -> JSONResponse:
     from backend.models import ModelNotFound
 
-    body = await _parse(request, CreateCorpus)
-    try:
-        chunking = ChunkingConfig(body.chunk_tokens, body.overlap_tokens)
-    except ValueError as error:
-        raise InvalidInput(f"{error}.", param="overlap_tokens") from error
+    body = await parse_body(request, CreateCorpus)
+    chunking = ChunkingConfig(body.chunk_tokens, body.overlap_tokens)
     try:
         corpus = await asyncio.to_thread(
             _corpora(request).create, body.name, embedding_model=body.embedding_model, chunking=chunking
@@ -117,14 +115,14 @@ async def add_documents(name: str, request: Request) -> dict[str, Any]:
     if content_type.startswith("multipart/form-data"):
         documents = await _uploaded_documents(request)
     elif content_type.startswith("application/json") or not content_type:
-        body = await _parse(request, AddDocuments)
+        body = await parse_body(request, AddDocuments)
         documents = [DocumentInput(d.id, d.text, d.source, d.title) for d in body.documents]
     else:
         raise NotText(
             f"Unsupported content type '{content_type}': send JSON {{\"documents\": [...]}} or "
             "multipart/form-data text files."
         )
-    count = token_counter(get_state(request).backend)
+    count = get_state(request).pipeline.count_tokens()
     result = await asyncio.to_thread(corpus.add, documents, count)
     return {
         "object": "corpus.documents",

@@ -1,0 +1,70 @@
+"""The served model's tokenizer as callers need it: count, encode (with character offsets), render a chat.
+
+Backends hand one out through `Backend.tokenizer()` when the model's tokenizer is at hand in this process
+(the embedded engine always; a remote server when its model folder, or a `tokenizer=` folder, is on this
+machine), and None otherwise, so a stage asks instead of probing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import UnsupportedRequest
+
+
+class HFTokenizer:
+    """A transformers tokenizer behind the `Tokenizer` protocol of `backend.base`."""
+
+    def __init__(self, tokenizer: Any, name: str) -> None:
+        self.hf = tokenizer
+        self.name = name  # the model whose tokens these are
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, no special tokens added."""
+        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+
+    def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n] int64, spans [n, 2] int64 character offsets [start, end) into `text`)."""
+        encoded = self.hf(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+        spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        return ids, spans
+
+    def count(self, text: str) -> int:
+        return len(self.hf(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.hf, "chat_template", None))
+
+    def render_chat(self, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = True) -> str:
+        """The model's prompt text for `messages`; UnsupportedRequest when the model has no chat template."""
+        if not self.has_chat_template:
+            raise UnsupportedRequest(f"the model {self.name} has no chat template")
+        return str(
+            self.hf.apply_chat_template(
+                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
+            )
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def load_hf_tokenizer(path: str) -> Any:
+    """A transformers tokenizer from a local folder, never from a hub; one per folder per process (the
+    engine, a scorer and the token counters share it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+@functools.cache
+def packaged_tokenizer() -> HFTokenizer:
+    """The packaged SmolLM2's tokenizer: what counts tokens where the serving model's is not at hand."""
+    from .models import resolve_causal_lm
+
+    ref = resolve_causal_lm()
+    return HFTokenizer(load_hf_tokenizer(str(ref.path)), ref.model_id)
