@@ -179,8 +179,8 @@ def main() -> None:
     from rich.console import Console
     from rich.markdown import Markdown
 
+    from middleware.embeddings import Embedder
     from middleware.retrieval.corpus import Corpus, DocumentInput, SearchConfig
-    from middleware.retrieval.embedder import Embedder
     from middleware.retrieval.ranker import PassageRanker
     from middleware.tokens import default_token_counter
 

@@ -29,17 +29,17 @@ OURS = ("router_train.csv", "router_dev.csv")
 
 
 def eval_embeddings(sot_dir: Path) -> np.ndarray:
-    from backend.embeddings import embed_texts
+    from middleware.embeddings import shared_embedder
 
     texts: list[str] = []
     for name in ("vicuna", "wizardlm"):
         with open(sot_dir / name / "router.csv", newline="", encoding="utf-8") as handle:
             texts += [row["request"].strip() for row in csv.DictReader(handle, delimiter=";")]
-    return np.asarray(embed_texts(texts))
+    return np.asarray(shared_embedder().embed(texts))
 
 
 def main() -> None:
-    from backend.embeddings import embed_texts
+    from middleware.embeddings import shared_embedder
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,7 +52,7 @@ def main() -> None:
     too_close = 0
     for name in OURS:
         questions = [q.question for q in read_questions(DATA_DIR / name)]
-        nearest = (np.asarray(embed_texts(questions)) @ theirs.T).max(axis=1)
+        nearest = (np.asarray(shared_embedder().embed(questions)) @ theirs.T).max(axis=1)
         print(f"{name}: {len(questions)} questions, max cosine to any eval question {nearest.max():.3f}")
         for question, cosine in zip(questions, nearest, strict=True):
             if cosine > LIMIT:

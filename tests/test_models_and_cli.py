@@ -70,9 +70,9 @@ def test_serve_with_an_unknown_backend_says_which_forms_exist() -> None:
 
 
 def test_sentence_embeddings_are_unit_length_and_meaningful() -> None:
-    from backend.embeddings import embed_texts
+    from middleware.embeddings import shared_embedder
 
-    vectors = embed_texts(
+    vectors = shared_embedder().embed(
         ["the cat sat on the mat", "a cat was sitting on a rug", "stock markets fell sharply"]
     )
     assert vectors.shape == (3, 384)

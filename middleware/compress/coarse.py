@@ -25,7 +25,7 @@ class PassageRanker(Protocol):
 
 
 class EmbeddingRanker:
-    """Cosine similarity of sentence embeddings (`backend.embeddings.embed_texts`, MiniLM by default)."""
+    """Cosine similarity of sentence embeddings (`middleware.embeddings`, MiniLM by default)."""
 
     name = "embedding"
 
@@ -33,11 +33,11 @@ class EmbeddingRanker:
         self.model = model
 
     def rank(self, question: str, passages: Sequence[str]) -> list[float]:
-        from backend.embeddings import embed_texts
+        from ..embeddings import shared_embedder
 
         if not passages:
             return []
-        vectors = embed_texts([question, *passages], model=self.model)
+        vectors = shared_embedder(self.model).embed([question, *passages])
         return [float(x) for x in vectors[1:] @ vectors[0]]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ..text import sentence_spans
 from .spans import split_markup
 
 Role = Literal["instruction", "context", "question"]
@@ -65,10 +66,6 @@ def passages_of(text: str, *, start: int = 0, min_chars: int = 1) -> list[Segmen
     return segments
 
 
-# A sentence ends with . ! or ? and is followed by whitespace and what can start a sentence.
-_SENTENCES = re.compile(r"(?<=[.!?])[ \t]+(?=[\"'(\[]?[A-Z0-9])")
-
-
 def finer_passages(document: Document) -> Document | None:
     """The document with the passage that holds most of its context (over 2/3 of the characters) cut into
     its lines, or into its sentences when it is one line, each piece a passage of its own; None when no
@@ -82,11 +79,10 @@ def finer_passages(document: Document) -> Document | None:
     if not dominant:
         return None
     index, big = dominant[0]
-    pieces = next(
-        (cut for pattern in (_LINES, _SENTENCES) if _pieces(cut := _split_keeping(big.text, pattern)) >= 2),
-        None,
-    )
-    if pieces is None:
+    pieces = _split_keeping(big.text, _LINES)
+    if _pieces(pieces) < 2:
+        pieces = _sentences(big.text)
+    if _pieces(pieces) < 2:
         return None
     segments = [replace(s) for s in document.segments[:index]]
     segments += [
@@ -97,6 +93,18 @@ def finer_passages(document: Document) -> Document | None:
     for number, segment in enumerate(s for s in segments if s.passage is not None):  # renumber in order
         segment.passage = number
     return Document(segments, document.messages)
+
+
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """(sentence, whitespace after it) pairs that join back into `text` (`middleware.text` finds them)."""
+    spans = sentence_spans(text)
+    pieces: list[tuple[str, str]] = []
+    at = 0
+    for index, (_, end) in enumerate(spans):
+        following = spans[index + 1][0] if index + 1 < len(spans) else len(text)
+        pieces.append((text[at:end], text[end:following]))
+        at = following
+    return pieces or [(text, "")]
 
 
 def _pieces(cut: list[tuple[str, str]]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..text import last_user_index, split_trailing_question
 from .document import Document, Segment, passages_of
 from .options import CompressInputError, CompressOptions
 from .spans import split_markup
@@ -25,7 +26,7 @@ def from_messages(
     for index, message in enumerate(messages):
         if not isinstance(message.get("content"), str):
             raise CompressInputError("message contents must be text", param=f"messages.{index}.content")
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    last_user = last_user_index(messages)
     segments: list[Segment] = []
     question: str | None = None
     passage = 0
@@ -36,7 +37,7 @@ def from_messages(
             count_tokens(content) < options.min_message_tokens
         )
         if index == last_user:
-            body, asked = _split_question(content)
+            body, asked = split_trailing_question(content)
             question = asked.strip() or None
             if options.compress_question:
                 body, asked = content, ""
@@ -70,14 +71,3 @@ def _context(text: str, message: int, first_passage: int) -> list[Segment]:
             segments.append(segment)
             passage += 1
     return segments
-
-
-def _split_question(content: str) -> tuple[str, str]:
-    """(context, question): the question is the last paragraph (after the last blank line), else the
-    last line, when the message has more than one."""
-    stripped = content.rstrip()
-    for breaker in ("\n\n", "\n"):
-        at = stripped.rfind(breaker)
-        if at > 0:
-            return content[:at], content[at:]
-    return "", content

@@ -11,58 +11,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..text import sentence_spans
 from .errors import InvalidInput
 
-# A sentence ends at . ! ? (and closing quotes or brackets) before whitespace and a capital, digit or
-# opening quote; CJK full stops end one anywhere; a blank line always ends one.
-_BOUNDARY = re.compile(r"""[.!?…]+[)"'\]’”]*(?=\s+[(\"'\[‘“]?[A-Z0-9])|[。！？]+|\n[ \t]*\n\s*""")
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "vs",
-        "etc",
-        "no",
-        "fig",
-        "figs",
-        "al",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "dept",
-        "est",
-        "approx",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "gen",
-        "gov",
-        "sen",
-        "rep",
-        "col",
-        "lt",
-        "sgt",
-        "capt",
-        "mt",
-        "ft",
-    ]
-)
+__all__ = ["Chunk", "ChunkingConfig", "chunk_text", "sentence_spans"]
+
 _WORD = re.compile(r"\S+\s*")
 
 
@@ -101,19 +54,6 @@ class _Unit:
     start: int
     end: int
     tokens: int
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the sentences of `text`, whitespace trimmed, in order."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        if match.group()[0] == "." and _ends_with_abbreviation(text, match.start()):
-            continue
-        _add_trimmed(spans, text, start, match.end())
-        start = match.end()
-    _add_trimmed(spans, text, start, len(text))
-    return spans
 
 
 def chunk_text(
@@ -192,21 +132,3 @@ def _word_units(text: str, start: int, end: int, count: Callable[[str], int], bu
             units.append(_Unit(piece_start, piece_end, count(text[piece_start:piece_end])))
             piece_start = piece_end
     return units
-
-
-def _ends_with_abbreviation(text: str, dot: int) -> bool:
-    """True when the '.' at `dot` closes an abbreviation or an initial ("Dr.", "e.g.", "J.") rather than a sentence."""
-    match = re.search(r"[\w.]+$", text[max(0, dot - 20) : dot])
-    if match is None:
-        return False
-    word = match.group().lower()
-    return (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS or "." in word
-
-
-def _add_trimmed(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if start < end:
-        spans.append((start, end))

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from ..embeddings import Embedder, shared_embedder
 from ..tokens import TokenCounter
 from .chunking import ChunkingConfig, chunk_text
-from .embedder import Embedder, shared_embedder
 from .errors import IncompatibleCorpus, InvalidInput, UnknownDocument
 from .fusion import DENSE_WEIGHT, LEXICAL_WEIGHT, RRF_K, maximal_marginal_relevance, reciprocal_rank_fusion
 from .lexical import LexicalIndex

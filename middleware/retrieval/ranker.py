@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .embedder import Embedder, shared_embedder
+from ..embeddings import Embedder, shared_embedder
 from .fusion import DENSE_WEIGHT, LEXICAL_WEIGHT, RRF_K, reciprocal_rank_fusion
 from .lexical import LexicalIndex
 

@@ -24,6 +24,7 @@ from backend import Backend
 from ..config import Settings
 from ..pipeline import Context, Request
 from ..report import StageReport
+from ..text import last_user_index, question_line
 from ..tokens import TokenCounter
 from ..user_errors import MissingDependency
 from .catalog import Corpora, corpora_for
@@ -227,11 +228,8 @@ def require_packages(*, corpus: bool) -> None:
 
 def _target(request: Request) -> _Target | None:
     if request.messages is not None:
-        for index in range(len(request.messages) - 1, -1, -1):
-            message = request.messages[index]
-            if message.get("role") == "user" and isinstance(message.get("content"), str):
-                return _Target(message["content"], index)
-        return None
+        index = last_user_index(request.messages)
+        return None if index is None else _Target(request.messages[index]["content"], index)
     if isinstance(request.prompt, str):
         return _Target(request.prompt, None)
     return None
@@ -272,10 +270,7 @@ def _query(text: str, options: RetrievalOptions) -> str:
     prompt = parse_document_prompt(text)
     if prompt is not None and prompt.question:
         return prompt.question
-    for line in reversed(text.splitlines()):
-        if line.strip().lower().startswith("question:"):
-            return line.split(":", 1)[1].strip()
-    return text
+    return question_line(text) or text
 
 
 def _chunk_documents(documents: Sequence[DocumentOption | str], count: TokenCounter) -> list[Passage]:

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from middleware.embeddings import shared_embedder
 from middleware.retrieval.catalog import Corpora
 from middleware.retrieval.corpus import Corpus, DocumentInput, SearchConfig
-from middleware.retrieval.embedder import shared_embedder
 from middleware.retrieval.errors import CorpusBusy, CorpusExists, InvalidInput, UnknownCorpus, UnknownDocument
 
 from .conftest import HANDBOOK

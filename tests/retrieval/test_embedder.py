@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.models import ModelNotFound
-from middleware.retrieval.embedder import Embedder, shared_embedder
+from middleware.embeddings import Embedder, shared_embedder
 
 
 def test_vectors_are_unit_length_and_do_not_depend_on_the_batch() -> None:
@@ -47,7 +47,7 @@ def test_queries_go_through_the_int8_onnx_encoder_and_land_next_to_the_float32_v
 
 
 def test_without_the_onnx_encoder_queries_fall_back_to_pytorch_int8(monkeypatch) -> None:
-    from middleware.retrieval import onnx_query
+    from middleware.embeddings import onnx_query
 
     def unavailable(*args, **kwargs):
         raise onnx_query.QueryEncoderUnavailable("onnxruntime is not installed")

@@ -82,9 +82,9 @@ class Router:
         if model is None:
             reason = f"no classifier ({self._unavailable}); plain by default"
             return [RouteDecision(False, reason) for _ in questions]
-        from backend.embeddings import embed_texts
+        from ...embeddings import shared_embedder
 
-        probabilities = model.probability(embed_texts(questions, model=self.embedder))
+        probabilities = model.probability(shared_embedder(self.embedder).embed(questions))
         return [
             _decision(float(p), model.threshold, asks_for_points(q))
             for p, q in zip(probabilities, questions, strict=True)
@@ -94,10 +94,10 @@ class Router:
         with self._lock:
             if self._model is None and self._unavailable is None:
                 try:
-                    from backend.embeddings import load_sentence_embedder
+                    from ...embeddings import shared_embedder
 
                     self._model = LogisticModel.load(self.weights_path)
-                    load_sentence_embedder(self.embedder)
+                    _ = shared_embedder(self.embedder).dim  # loads the embedder now, or fails here
                 except Exception as error:  # no weights, or no embedder on this machine
                     self._unavailable = f"{type(error).__name__}: {error}"
             return self._model

