@@ -1,55 +1,30 @@
-"""The batch job's bookkeeping: order, every row exactly once, failures kept, formats, resume after SIGKILL.
+"""The batch job's bookkeeping: order, every row exactly once, failures kept, resume after a crash.
 
-The rewriter here is a named test double (EveryOtherWordRewriter) so that these properties are checked
-fast and exactly; tests/test_batch_compress.py runs the same job with the real compression scorer.
+The rewriter here is the package's fake (FakeRewriter: every other word, words as tokens) so that these
+properties are checked fast and exactly; tests/test_batch_compress.py runs the same job with the real
+compression scorer, tests/test_batch_formats.py covers formats and encodings.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from middleware.batch import JobError, JobSpec, run_job
+from middleware.batch import JobError, JobSpec, RowInput, RowOutput, run_job
 from middleware.batch.checkpoint import Checkpoint
+from middleware.batch.fake_rewriter import FakeRewriter
 from middleware.batch.formats import read_rows
 
-from .batch_support.doubles import EveryOtherWordRewriter
+from .batch_support.files import dataset, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    suffix = path.suffix
-    if suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    elif suffix == ".csv":
-        import csv
-
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-def dataset(n: int) -> list[dict]:
-    rows = [
-        {"id": i, "prompt": f"row {i} says one two three four five six", "q": "which row?"} for i in range(n)
-    ]
-    rows[3]["prompt"] = ""  # an empty prompt: written with its error, counted
-    rows[5]["prompt"] = 42  # the wrong type
-    return rows
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
@@ -59,7 +34,7 @@ def test_every_row_is_written_once_in_order_with_its_columns_and_stats(tmp_path:
     if fmt == "parquet":
         rows[5]["prompt"] = "5"  # parquet columns have one type; keep the mixed-type case to jsonl
     write_rows(source, rows)
-    double = EveryOtherWordRewriter()
+    double = FakeRewriter()
     result = run_job(JobSpec(source, target, field="prompt", question_field="q", batch_size=4), double)
     out = list(read_rows(target))
     assert [int(r["promptfold_row"]) for r in out] == list(range(11))
@@ -75,14 +50,14 @@ def test_every_row_is_written_once_in_order_with_its_columns_and_stats(tmp_path:
 def test_a_finished_job_is_not_redone_and_another_job_is_refused(tmp_path: Path) -> None:
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_rows(source, dataset(6))
-    run_job(JobSpec(source, target), EveryOtherWordRewriter())
-    again = run_job(JobSpec(source, target), EveryOtherWordRewriter())
+    run_job(JobSpec(source, target), FakeRewriter())
+    again = run_job(JobSpec(source, target), FakeRewriter())
     assert again.resumed_from == 6 and len(list(read_rows(target))) == 6
     with pytest.raises(JobError, match="another input or other options"):
-        run_job(JobSpec(source, target, question_field="q"), EveryOtherWordRewriter())
+        run_job(JobSpec(source, target, question_field="q"), FakeRewriter())
     (tmp_path / "foreign.jsonl").write_text('{"a": 1}\n')
     with pytest.raises(JobError, match="--overwrite"):
-        run_job(JobSpec(source, tmp_path / "foreign.jsonl"), EveryOtherWordRewriter())
+        run_job(JobSpec(source, tmp_path / "foreign.jsonl"), FakeRewriter())
 
 
 def test_sigkill_mid_run_then_rerun_gives_every_row_exactly_once(tmp_path: Path) -> None:
@@ -111,7 +86,7 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_exactly_once(tmp_path: Path)
 def test_a_torn_batch_after_the_last_checkpoint_is_dropped_on_resume(tmp_path: Path) -> None:
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_rows(source, dataset(12))
-    run_job(JobSpec(source, target, batch_size=4), EveryOtherWordRewriter())
+    run_job(JobSpec(source, target, batch_size=4), FakeRewriter())
     point = Checkpoint.load(target)
     assert point is not None
     # Simulate a kill after 8 rows were checkpointed and half a batch more reached the file.
@@ -119,5 +94,39 @@ def test_a_torn_batch_after_the_last_checkpoint_is_dropped_on_resume(tmp_path: P
     point.rows_done, point.position, point.complete = 8, len("".join(lines[:8]).encode()), False
     point.save(target)
     target.write_text("".join(lines[:10]) + '{"half": ')
-    run_job(JobSpec(source, target, batch_size=4), EveryOtherWordRewriter())
+    run_job(JobSpec(source, target, batch_size=4), FakeRewriter())
     assert [r["promptfold_row"] for r in read_rows(target)] == list(range(12))
+
+
+def test_a_batch_the_rewriter_fails_is_retried_row_by_row_so_only_its_bad_row_fails(tmp_path: Path) -> None:
+    class FailsBatchesWithBad(FakeRewriter):
+        def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
+            if any("BAD" in (row.text or "") for row in rows):
+                raise RuntimeError("the model choked")
+            return super().rewrite(rows)
+
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(source, [{"prompt": f"row {i} BAD" if i == 2 else f"row {i} fine"} for i in range(4)])
+    result = run_job(JobSpec(source, target, batch_size=4), FailsBatchesWithBad())
+    errors = [r["promptfold_error"] for r in read_rows(target)]
+    assert errors == [None, None, "RuntimeError: the model choked", None]
+    assert result.checkpoint.errors == {"RuntimeError: the model choked": 1}
+
+
+def test_a_row_the_output_cannot_hold_is_written_with_its_values_as_json_in_its_error(tmp_path: Path) -> None:
+    class RewritesToANumber(FakeRewriter):  # a buggy rewriter: promptfold_prompt is a string column
+        def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
+            outputs = super().rewrite(rows)
+            outputs[1].rewritten = 123  # type: ignore[assignment]
+            return outputs
+
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.parquet"
+    write_rows(source, [{"id": i, "prompt": f"row {i} one two"} for i in range(3)])
+    result = run_job(JobSpec(source, target, batch_size=3), RewritesToANumber())
+    out = list(read_rows(target))
+    assert [r["promptfold_row"] for r in out] == [0, 1, 2]
+    assert out[0]["promptfold_prompt"] == "row one" and out[2]["promptfold_error"] is None
+    error: Any = out[1]["promptfold_error"]
+    assert error.startswith("the output cannot hold this row's values")
+    assert '"id": 1' in error and '"prompt": "row 1 one two"' in error and '"promptfold_prompt": 123' in error
+    assert result.checkpoint.ok == 2 and result.checkpoint.failed == 1

@@ -28,7 +28,15 @@ class Checkpoint:
     seconds: float = 0.0  # work time over all runs of the job
     complete: bool = False
     runs: int = 1
+    errors: dict[str, int] = field(default_factory=dict)  # failed rows by reason (bounded, see count_error)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def count_error(self, reason: str, kinds: int = 20) -> None:
+        """Count a failed row under its reason: the first 120 characters, at most `kinds` distinct ones."""
+        key = reason[:120]
+        if key not in self.errors and len(self.errors) >= kinds:
+            key = "other"
+        self.errors[key] = self.errors.get(key, 0) + 1
 
     @staticmethod
     def path_for(output: Path) -> Path:
