@@ -21,6 +21,7 @@ from middleware.batch import JobError, JobSpec, RowInput, RowOutput, run_job
 from middleware.batch.checkpoint import Checkpoint
 from middleware.batch.fake_rewriter import FakeRewriter
 from middleware.batch.formats import read_rows
+from middleware.batch.job import CRASHED
 
 from .batch_support.files import dataset, write_rows
 
@@ -96,6 +97,68 @@ def test_a_torn_batch_after_the_last_checkpoint_is_dropped_on_resume(tmp_path: P
     target.write_text("".join(lines[:10]) + '{"half": ')
     run_job(JobSpec(source, target, batch_size=4), FakeRewriter())
     assert [r["promptfold_row"] for r in read_rows(target)] == list(range(12))
+
+
+class ProcessDied(BaseException):
+    """Stands for a crash nothing in Python survives (native code, out of memory): it escapes the job."""
+
+
+class CrashingRewriter(FakeRewriter):
+    """The fake rewriter, but a row containing `poison` "crashes the process"; `crashes_left` limits how
+    often (None: every time, as a row that really crashes the process would)."""
+
+    def __init__(self, poison: str, crashes_left: int | None = None) -> None:
+        super().__init__()
+        self.poison, self.crashes_left = poison, crashes_left
+
+    def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
+        if any(self.poison in (row.text or "") for row in rows) and self.crashes_left != 0:
+            self.crashes_left = None if self.crashes_left is None else self.crashes_left - 1
+            raise ProcessDied
+        return super().rewrite(rows)
+
+
+def test_a_row_that_crashes_the_process_is_isolated_then_written_with_its_error(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = dataset(12)
+    rows[6]["prompt"] = "POISON row six"
+    write_rows(source, rows)
+    spec = JobSpec(source, target, batch_size=4)
+    with pytest.raises(ProcessDied):  # first run: dies with the batch of rows 4-7 in flight
+        run_job(spec, CrashingRewriter("POISON"))
+    first = Checkpoint.load(target)
+    assert first is not None and (first.rows_done, first.in_flight, first.isolating) == (4, 4, False)
+    second_rewriter = CrashingRewriter("POISON")
+    with pytest.raises(ProcessDied):  # second run: rows 4-7 one at a time, dies on row 6 alone
+        run_job(spec, second_rewriter)
+    second = Checkpoint.load(target)
+    assert second is not None and (second.rows_done, second.in_flight, second.isolating) == (6, 1, True)
+    assert second_rewriter.batches == [1]  # row 4 alone; row 5 is not text (never rewritten); row 6 died
+    run_job(spec, CrashingRewriter("POISON"))  # third run: row 6 is written with its error, the rest go on
+    out = list(read_rows(target))
+    assert [r["promptfold_row"] for r in out] == list(range(12)) and [r["id"] for r in out] == list(range(12))
+    assert out[6]["promptfold_error"] == CRASHED and out[6]["prompt"] == "POISON row six"
+    assert all(not out[i]["promptfold_error"] for i in (0, 1, 2, 4, 7, 8, 9, 10, 11))
+    final = Checkpoint.load(target)
+    assert final is not None and final.complete and final.runs == 3 and final.failed == 3
+
+
+def test_after_an_innocent_crash_mid_batch_the_batch_is_rewritten_row_by_row_and_no_row_fails(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": i, "prompt": f"row {i} one two three"} for i in range(12)]
+    rows[5]["prompt"] = "row 5 KILLED here once"
+    write_rows(source, rows)
+    spec = JobSpec(source, target, batch_size=4)
+    with pytest.raises(ProcessDied):
+        run_job(spec, CrashingRewriter("KILLED", crashes_left=1))
+    resumed = CrashingRewriter("KILLED", crashes_left=0)
+    run_job(spec, resumed)
+    assert resumed.batches == [1, 1, 1, 1, 4]  # the batch in flight alone, row by row, then batches again
+    out = list(read_rows(target))
+    assert [r["promptfold_row"] for r in out] == list(range(12))
+    assert not any(r["promptfold_error"] for r in out)
 
 
 def test_a_batch_the_rewriter_fails_is_retried_row_by_row_so_only_its_bad_row_fails(tmp_path: Path) -> None:

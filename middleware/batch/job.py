@@ -4,7 +4,7 @@ Every input row appears in the output exactly once, in input order, with its ori
 `promptfold_*` columns, under one schema decided from the whole input before the first row (schema.py).
 A row that cannot be rewritten (no prompt, wrong type), that the rewriter fails on, or that the output
 cannot hold is written with its error and counted, and never stops the run. Killed at any point, the same
-command resumes.
+command resumes; a row that crashes the process itself is found and written with its error (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ __all__ = [
     "inspect_input",
     "run_job",
 ]
+
+CRASHED = (
+    "the process died while rewriting this row alone, after an earlier run had died over its batch; "
+    "written without a rewrite so that the job can finish"
+)
 
 
 class JobError(Exception):
@@ -154,6 +159,7 @@ def run_job(
     run = _Run(spec, rewriter, writer, checkpoint, progress)
     try:
         rows = read_rows(spec.input, checkpoint.rows_done, source.encoding)
+        run.recover(rows)
         run.pipelined(rows)
         if isinstance(writer, ParquetPartsWriter):
             writer.finish(spec.output)
@@ -178,6 +184,21 @@ class _Run:
         self.started = time.perf_counter()
         self.seconds_before = checkpoint.seconds  # work time of earlier runs of this job
 
+    def recover(self, rows: Iterator[dict[str, Any]]) -> None:
+        """First the rows an earlier run died over (see checkpoint.py): the one it died on alone is written
+        with its error; a batch it died on is rewritten one row at a time, so that a crash names its row."""
+        point = self.checkpoint
+        guilty = point.isolating and point.in_flight > 0
+        suspects = 0 if guilty else point.in_flight
+        point.in_flight, point.isolating = 0, False
+        if guilty and (culprit := list(islice(rows, 1))):
+            self.commit(culprit, [RowOutput.failed(CRASHED)])
+        for row in islice(rows, suspects):
+            point.in_flight, point.isolating = 1, True
+            point.save(self.spec.output)
+            self.commit([row], _rewrite_rows(self.spec, self.rewriter, [row]))
+        point.isolating = False
+
     def pipelined(self, rows: Iterator[dict[str, Any]]) -> None:
         """The remaining rows in batches; up to `workers` batches are rewritten at once, committed in order."""
         workers, size = max(self.spec.workers, 1), max(self.spec.batch_size, 1)
@@ -185,6 +206,8 @@ class _Run:
             pending: deque[tuple[list[dict[str, Any]], Future[list[RowOutput]]]] = deque()
             while True:
                 while len(pending) < workers and (batch := list(islice(rows, size))):
+                    self.checkpoint.in_flight += len(batch)
+                    self.checkpoint.save(self.spec.output)  # before the rewrite starts: see recover()
                     pending.append((batch, pool.submit(_rewrite_rows, self.spec, self.rewriter, batch)))
                 if not pending:
                     return
@@ -201,6 +224,7 @@ class _Run:
         point.position = self.writer.write(encoded)
         saved = _count(point, records)
         point.rows_done += len(records)
+        point.in_flight = max(point.in_flight - len(records), 0)
         point.seconds = self.seconds_before + time.perf_counter() - self.started
         point.save(self.spec.output)  # only after the rows are durable: see checkpoint.py
         self.progress.advance(len(records), saved)
