@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from middleware.batch import JobSpec, run_job
-from middleware.batch.fake_rewriter import FakeRewriter
+from middleware.batch.fake_rewriter import FAKE_REWRITER_ENV, FakeRewriter
 from middleware.batch.formats import read_rows
 from middleware.batch.summary import summary_of
+from middleware.cli import main
 
 from .batch_support.files import write_rows
 
@@ -155,6 +156,50 @@ def test_an_explicit_encoding_overrides_detection(tmp_path: Path) -> None:
     assert out[0]["prompt"] == "café crème"
 
 
+@pytest.fixture
+def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAKE_REWRITER_ENV, "")
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_the_cli_says_which_encoding_it_detected_on_stderr_and_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = tmp_path / "in.csv", tmp_path / "out.parquet"
+    write_rows(source, [{"prompt": FRENCH}, {"prompt": ""}], encoding="cp1252")
+    assert main(["batch", "rewrite", str(source), "-o", str(target)]) == 0
+    assert f"reading {source} as cp1252 (detected; --encoding sets it)" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "out.parquet.summary.json").read_text())
+    assert summary["input_encoding"] == "cp1252" and summary["rows_failed_by_reason"] == {
+        "'prompt' is empty": 1
+    }
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_an_input_in_another_encoding_than_asked_is_a_one_line_cli_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    write_rows(source, [{"prompt": FRENCH}], encoding="latin-1")
+    code = main(["batch", "rewrite", str(source), "-o", str(tmp_path / "out.jsonl"), "--encoding", "utf-8"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "Traceback" not in "".join(error)
+    assert error[-1].startswith(f"promptfold: error: '{source}' is not valid utf-8-sig")
+    assert "--encoding" in error[-1] and not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.usefixtures("fake_cli")
+def test_an_input_that_is_not_text_is_a_one_line_cli_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(bytes(range(256)) * 8)
+    code = main(["batch", "rewrite", str(source), "-o", str(tmp_path / "out.jsonl")])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1  # the input is checked before a rewriter is even made
+    assert error[-1].startswith(f"promptfold: error: '{source}' is not text") and "--encoding" in error[-1]
+
+
 def test_a_line_that_is_not_json_fails_the_job_before_anything_is_written(tmp_path: Path) -> None:
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text('{"prompt": "fine"}\n{"prompt": \n')
@@ -170,3 +215,13 @@ def test_cells_beyond_a_csv_header_are_kept(tmp_path: Path) -> None:
     source.write_text("id,prompt\n1,one two\n2,three four,surplus\n")
     out = rewrite(source, target)
     assert [r["_extra_cells"] for r in out] == ["", '["surplus"]']
+
+
+def test_the_help_of_batch_rewrite_says_what_happens_to_bad_rows_encodings_and_resume(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["batch", "rewrite", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("bad rows:", "promptfold_error", "encodings:", "--encoding", "resume:", "exactly once"):
+        assert words in text
