@@ -2,16 +2,11 @@
 
 The rewriter here is the package's fake (FakeRewriter: every other word, words as tokens) so that these
 properties are checked fast and exactly; tests/test_batch_compress.py runs the same job with the real
-compression scorer, tests/test_batch_formats.py covers formats and encodings.
+compression scorer, tests/test_batch_formats.py covers formats and encodings, tests/faults/ real SIGKILLs.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +19,6 @@ from middleware.batch.formats import read_rows
 from middleware.batch.job import CRASHED
 
 from .batch_support.files import dataset, write_rows
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
@@ -59,29 +52,6 @@ def test_a_finished_job_is_not_redone_and_another_job_is_refused(tmp_path: Path)
     (tmp_path / "foreign.jsonl").write_text('{"a": 1}\n')
     with pytest.raises(JobError, match="--overwrite"):
         run_job(JobSpec(source, tmp_path / "foreign.jsonl"), FakeRewriter())
-
-
-def test_sigkill_mid_run_then_rerun_gives_every_row_exactly_once(tmp_path: Path) -> None:
-    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    write_rows(source, dataset(40))
-    command = [sys.executable, "-m", "tests.batch_support.run_job", str(source), str(target), "0.15"]
-    process = subprocess.Popen(command, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once some, but not all, rows are in
-        point = Checkpoint.load(target) if Checkpoint.path_for(target).exists() else None
-        if point and 8 <= point.rows_done < 40:
-            break
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = Checkpoint.load(target)
-    assert killed_at is not None and not killed_at.complete and killed_at.rows_done < 40
-    subprocess.run([*command[:-1], "0"], cwd=ROOT, check=True)
-    out = list(read_rows(target))
-    assert [r["promptfold_row"] for r in out] == list(range(40))
-    assert [r["id"] for r in out] == list(range(40))
-    final = Checkpoint.load(target)
-    assert final is not None and final.complete and final.runs == 2 and final.ok + final.failed == 40
 
 
 def test_a_torn_batch_after_the_last_checkpoint_is_dropped_on_resume(tmp_path: Path) -> None:
