@@ -20,7 +20,7 @@ from middleware.batch.compress_rewriter import CoalescingScorer, compress_rewrit
 from middleware.batch.formats import read_rows
 from middleware.cli import main
 
-from .test_batch_job import write_rows
+from .batch_support.files import write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

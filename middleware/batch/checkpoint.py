@@ -4,6 +4,12 @@ Written atomically (temporary file, fsync, rename, fsync of the folder), always 
 counts. On resume the output is cut back to the recorded position, so rows written after the last
 checkpoint (a batch that was in flight when the process was killed) are dropped and written once more:
 every input row ends up in the output exactly once.
+
+It also records the rows whose rewrite had begun (`in_flight`), saved before the rewrite starts. If the
+process dies (a kill, a crash in native code, an out-of-memory kill) the next run cannot tell an innocent
+kill from a row that crashes the process, so it rewrites those rows one at a time (`isolating`); if it dies
+again with one isolated row in flight, that row is the cause, and the run after writes it with its error
+instead of crashing on it forever.
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ class Checkpoint:
     seconds: float = 0.0  # work time over all runs of the job
     complete: bool = False
     runs: int = 1
+    in_flight: int = 0  # rows after rows_done whose rewrite had begun
+    isolating: bool = False  # those rows are rewritten one at a time, after a run died over them
+    errors: dict[str, int] = field(default_factory=dict)  # failed rows by reason (bounded, see count_error)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def count_error(self, reason: str, kinds: int = 20) -> None:
+        """Count a failed row under its reason: the first 120 characters, at most `kinds` distinct ones."""
+        key = reason[:120]
+        if key not in self.errors and len(self.errors) >= kinds:
+            key = "other"
+        self.errors[key] = self.errors.get(key, 0) + 1
 
     @staticmethod
     def path_for(output: Path) -> Path:

@@ -8,16 +8,20 @@ import time
 from itertools import islice
 from typing import Any
 
-from .formats import count_rows, read_rows
-from .job import JobSpec, Rewriter, RowInput, row_input
+from .formats import read_rows
+from .job import InputFile, JobSpec, Rewriter, RowInput, inspect_input
 
 
-def estimate(spec: JobSpec, rewriter: Rewriter, sample_size: int = 32, seed: int = 0) -> dict[str, Any]:
-    total = count_rows(spec.input)
+def estimate(
+    spec: JobSpec, rewriter: Rewriter, sample_size: int = 32, seed: int = 0, source: InputFile | None = None
+) -> dict[str, Any]:
+    """Raises JobError as `run_job` does (missing file, unknown format, undecodable text)."""
+    source = source or inspect_input(spec)
+    total = source.schema.rows
     # A seeded sample spread over the file, read in one pass (reservoir of the first 20 000 rows).
-    rows = list(islice(read_rows(spec.input), 20_000))
+    rows = list(islice(read_rows(spec.input, encoding=source.encoding), 20_000))
     sample = random.Random(seed).sample(rows, min(sample_size, len(rows)))
-    inputs = [row_input(row, spec) for row in sample]
+    inputs = [spec.input_of(row) for row in sample]
     valid = [item for item in inputs if isinstance(item, RowInput)]
     started = time.perf_counter()
     outputs = rewriter.rewrite(valid) if valid else []
@@ -31,6 +35,7 @@ def estimate(spec: JobSpec, rewriter: Rewriter, sample_size: int = 32, seed: int
     failing = len(inputs) - len(valid) + sum(1 for o in outputs if o.error is not None)
     return {
         "rows_in_file": total,
+        "input_encoding": source.encoding,
         "sample_rows": len(sample),
         "sample_failed": failing,
         "sample_tokens_in": tokens_in,

@@ -1,76 +1,65 @@
 """A resumable, lossless rewrite of a prompt dataset: read rows, rewrite them in batches, append them.
 
 Every input row appears in the output exactly once, in input order, with its original columns plus
-`promptfold_*` columns; a row that cannot be rewritten (empty prompt, wrong type) is written with its
-error and counted, and never stops the run. Killed at any point, the same command resumes.
+`promptfold_*` columns, under one schema decided from the whole input before the first row (schema.py).
+A row that cannot be rewritten (no prompt, wrong type), that the rewriter fails on, or that the output
+cannot hold is written with its error and counted, and never stops the run. Killed at any point, the same
+command resumes; a row that crashes the process itself is found and written with its error (checkpoint.py).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from . import schema as output_schema
 from .checkpoint import Checkpoint, job_hash
+from .encoding import EncodingError, check_encoding, detect_encoding
 from .formats import (
     CsvWriter,
+    Format,
     FormatError,
     JsonlWriter,
     ParquetPartsWriter,
     RowWriter,
-    count_rows,
+    UnwritableRows,
     format_of,
+    parquet_rows,
     parquet_schema,
     read_rows,
 )
+from .rows import Rewriter, RowInput, RowOutput, row_input
+from .schema import ADDED_COLUMNS, OutputSchema
 
-ADDED_COLUMNS = (
-    "promptfold_row",
-    "promptfold_prompt",
-    "promptfold_original_tokens",
-    "promptfold_tokens",
-    "promptfold_ratio",
-    "promptfold_error",
+__all__ = [
+    "ADDED_COLUMNS",
+    "InputFile",
+    "JobError",
+    "JobResult",
+    "JobSpec",
+    "Progress",
+    "Rewriter",
+    "RowInput",
+    "RowOutput",
+    "inspect_input",
+    "run_job",
+]
+
+CRASHED = (
+    "the process died while rewriting this row alone, after an earlier run had died over its batch; "
+    "written without a rewrite so that the job can finish"
 )
 
 
-@dataclass
-class RowInput:
-    """What one row asks to rewrite: a prompt text or chat messages, and an optional question."""
-
-    text: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    question: str | None = None
-
-
-@dataclass
-class RowOutput:
-    rewritten: str | list[dict[str, Any]] | None = None
-    original_tokens: int | None = None
-    tokens: int | None = None
-    error: str | None = None
-
-    @classmethod
-    def failed(cls, error: str) -> RowOutput:
-        return cls(error=error)
-
-
-class Rewriter(Protocol):
-    """Rewrites a batch of rows at once (the scorer sees them together); one output per input, in order."""
-
-    def rewrite(self, rows: list[RowInput]) -> list[RowOutput]: ...
-
-    def describe(self) -> dict[str, Any]:
-        """The options that shape the output (part of the job's identity for resuming)."""
-        ...
-
-
 class JobError(Exception):
-    """A problem with the job as asked (paths, fields, a checkpoint of another job); one sentence."""
+    """A problem with the job as asked (paths, fields, encoding, a checkpoint of another job); one sentence."""
 
 
 @dataclass
@@ -83,15 +72,33 @@ class JobSpec:
     batch_size: int = 16
     workers: int = 1
     overwrite: bool = False
+    encoding: str | None = None  # of a JSONL/CSV input; None: detected (encoding.py)
 
-    def options(self, rewriter: Rewriter) -> dict[str, Any]:
+    def input_of(self, row: dict[str, Any]) -> RowInput | str:
+        """The rewrite input of `row`, or the reason it has none."""
+        return row_input(
+            row, field=self.field, messages_field=self.messages_field, question_field=self.question_field
+        )
+
+    def options(self, rewriter: Rewriter, source: InputFile) -> dict[str, Any]:
         return {
             "field": self.field,
             "messages_field": self.messages_field,
             "question_field": self.question_field,
             "output_format": format_of(self.output),
             "rewriter": rewriter.describe(),
+            "encoding": source.encoding,
+            "schema": source.schema.fingerprint(),
         }
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """What a job learns from its input before writing anything."""
+
+    format: Format
+    encoding: str | None  # the codec JSONL/CSV is read with; None for Parquet
+    schema: OutputSchema
 
 
 @dataclass
@@ -109,81 +116,148 @@ class JobResult:
     resumed_from: int
     wall_s: float
     ratios: list[float] = field(default_factory=list)
+    encoding: str | None = None
 
 
-def row_input(row: dict[str, Any], spec: JobSpec) -> RowInput | str:
-    """The rewrite input of a row, or the reason it has none."""
-    question = row.get(spec.question_field) if spec.question_field else None
-    if question is not None and not isinstance(question, str):
-        return f"'{spec.question_field}' must be text, got {type(question).__name__}"
-    if spec.messages_field:
-        messages = row.get(spec.messages_field)
-        if isinstance(messages, str):  # CSV cells hold JSON text
-            import json
-
-            try:
-                messages = json.loads(messages)
-            except ValueError:
-                return f"'{spec.messages_field}' is not a JSON list of messages"
-        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            return f"'{spec.messages_field}' must be a non-empty list of messages"
-        return RowInput(messages=messages, question=question)
-    assert spec.field is not None
-    if spec.field not in row:
-        return f"the row has no field '{spec.field}'"
-    text = row[spec.field]
-    if not isinstance(text, str):
-        return f"'{spec.field}' must be text, got {type(text).__name__}"
-    if not text.strip():
-        return f"'{spec.field}' is empty"
-    return RowInput(text=text, question=question)
-
-
-def run_job(spec: JobSpec, rewriter: Rewriter, progress: Progress | None = None) -> JobResult:
-    progress = progress or Progress()
+def inspect_input(spec: JobSpec) -> InputFile:
+    """Format, encoding and output schema of `spec.input` (a JSONL/CSV input is read once, whole);
+    raises JobError with a one-line reason (unknown format, undecodable text, bad JSON or CSV)."""
     if not spec.input.is_file():
         raise JobError(f"input file '{spec.input}' does not exist")
+    messages = spec.messages_field is not None
     try:
-        in_format, out_format = format_of(spec.input), format_of(spec.output)
-        total = count_rows(spec.input)
-    except FormatError as error:
+        fmt = format_of(spec.input)
+        format_of(spec.output)
+        if fmt == "parquet":
+            return _inspect_parquet(spec.input, messages)
+        encoding = check_encoding(spec.encoding) if spec.encoding else detect_encoding(spec.input)
+        rows = read_rows(spec.input, encoding=encoding)
+        return InputFile(fmt, encoding, output_schema.from_rows(rows, messages=messages))
+    except (FormatError, EncodingError) as error:
         raise JobError(str(error)) from error
-    checkpoint = _start(spec, rewriter)
-    resumed_from = checkpoint.rows_done
-    writer = _writer(spec, in_format, out_format, checkpoint)
-    progress.start(total, checkpoint.rows_done)
-    started = time.perf_counter()
-    seconds_before = checkpoint.seconds  # work time of earlier runs of this job
+
+
+def _inspect_parquet(path: Path, messages: bool) -> InputFile:
     try:
-        for rows, outputs in _rewritten_batches(spec, rewriter, checkpoint.rows_done):
-            first = checkpoint.rows_done
-            records = [
-                _record(row, first + i, out) for i, (row, out) in enumerate(zip(rows, outputs, strict=True))
-            ]
-            checkpoint.position = writer.append(records)
-            _count(checkpoint, outputs)
-            checkpoint.rows_done += len(rows)
-            checkpoint.seconds = seconds_before + time.perf_counter() - started
-            checkpoint.save(spec.output)  # only after the rows are durable: see checkpoint.py
-            saved = sum((o.original_tokens or 0) - (o.tokens or 0) for o in outputs if o.error is None)
-            progress.advance(len(rows), saved)
+        schema = output_schema.from_arrow(parquet_schema(path), parquet_rows(path), messages=messages)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise JobError(f"'{path}' cannot be read as Parquet ({error})") from error
+    return InputFile("parquet", None, schema)
+
+
+def run_job(
+    spec: JobSpec, rewriter: Rewriter, progress: Progress | None = None, source: InputFile | None = None
+) -> JobResult:
+    """Run (or resume) the job; `source` is `inspect_input(spec)` when the caller already has it.
+    Raises JobError for a problem with the job as asked; a bad row never raises."""
+    progress = progress or Progress()
+    source = source or inspect_input(spec)
+    checkpoint = _start(spec, rewriter, source)
+    resumed_from = checkpoint.rows_done
+    writer = _writer(spec, source, checkpoint)
+    progress.start(source.schema.rows, checkpoint.rows_done)
+    run = _Run(spec, rewriter, writer, checkpoint, progress)
+    try:
+        rows = read_rows(spec.input, checkpoint.rows_done, source.encoding)
+        run.recover(rows)
+        run.pipelined(rows)
         if isinstance(writer, ParquetPartsWriter):
             writer.finish(spec.output)
     finally:
         writer.close()
     checkpoint.complete = True
     checkpoint.save(spec.output)
-    return JobResult(checkpoint, total, resumed_from, time.perf_counter() - started, _ratios(spec.output))
+    wall_s = time.perf_counter() - run.started
+    return JobResult(
+        checkpoint, source.schema.rows, resumed_from, wall_s, _ratios(spec.output), source.encoding
+    )
 
 
-def _start(spec: JobSpec, rewriter: Rewriter) -> Checkpoint:
-    identity = job_hash(spec.input, spec.options(rewriter))
+class _Run:
+    """One run of a job: rewrites the rows after the checkpoint, appends each batch, then checkpoints it."""
+
+    def __init__(
+        self, spec: JobSpec, rewriter: Rewriter, writer: RowWriter, checkpoint: Checkpoint, progress: Progress
+    ) -> None:
+        self.spec, self.rewriter, self.writer, self.progress = spec, rewriter, writer, progress
+        self.checkpoint = checkpoint
+        self.started = time.perf_counter()
+        self.seconds_before = checkpoint.seconds  # work time of earlier runs of this job
+
+    def recover(self, rows: Iterator[dict[str, Any]]) -> None:
+        """First the rows an earlier run died over (see checkpoint.py): the one it died on alone is written
+        with its error; a batch it died on is rewritten one row at a time, so that a crash names its row."""
+        point = self.checkpoint
+        guilty = point.isolating and point.in_flight > 0
+        suspects = 0 if guilty else point.in_flight
+        point.in_flight, point.isolating = 0, False
+        if guilty and (culprit := list(islice(rows, 1))):
+            self.commit(culprit, [RowOutput.failed(CRASHED)])
+        for row in islice(rows, suspects):
+            point.in_flight, point.isolating = 1, True
+            point.save(self.spec.output)
+            self.commit([row], _rewrite_rows(self.spec, self.rewriter, [row]))
+        point.isolating = False
+
+    def pipelined(self, rows: Iterator[dict[str, Any]]) -> None:
+        """The remaining rows in batches; up to `workers` batches are rewritten at once, committed in order."""
+        workers, size = max(self.spec.workers, 1), max(self.spec.batch_size, 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[tuple[list[dict[str, Any]], Future[list[RowOutput]]]] = deque()
+            while True:
+                while len(pending) < workers and (batch := list(islice(rows, size))):
+                    self.checkpoint.in_flight += len(batch)
+                    self.checkpoint.save(self.spec.output)  # before the rewrite starts: see recover()
+                    pending.append((batch, pool.submit(_rewrite_rows, self.spec, self.rewriter, batch)))
+                if not pending:
+                    return
+                batch, future = pending.popleft()
+                self.commit(batch, future.result())
+
+    def commit(self, rows: list[dict[str, Any]], outputs: list[RowOutput]) -> None:
+        point = self.checkpoint
+        records = [
+            _record(row, point.rows_done + i, out)
+            for i, (row, out) in enumerate(zip(rows, outputs, strict=True))
+        ]
+        records, encoded = self._encode(records)
+        point.position = self.writer.write(encoded)
+        saved = _count(point, records)
+        point.rows_done += len(records)
+        point.in_flight = max(point.in_flight - len(records), 0)
+        point.seconds = self.seconds_before + time.perf_counter() - self.started
+        point.save(self.spec.output)  # only after the rows are durable: see checkpoint.py
+        self.progress.advance(len(records), saved)
+
+    def _encode(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+        """The records and their encoding; a record the output cannot hold is replaced by one that says
+        why and keeps its values as JSON text in promptfold_error (lossless, and the batch still goes in)."""
+        try:
+            return records, self.writer.encode(records)
+        except UnwritableRows:
+            kept = [self._storable(record) for record in records]
+            return kept, self.writer.encode(kept)
+
+    def _storable(self, record: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.writer.encode([record])
+            return record
+        except UnwritableRows as error:
+            values = {k: v for k, v in record.items() if k not in ("promptfold_row", "promptfold_error")}
+            kept = json.dumps(values, ensure_ascii=False, default=str)
+            reason = f"the output cannot hold this row's values ({error}); they are kept here as JSON: {kept}"
+            return {"promptfold_row": record["promptfold_row"], "promptfold_error": reason}
+
+
+def _start(spec: JobSpec, rewriter: Rewriter, source: InputFile) -> Checkpoint:
+    identity = job_hash(spec.input, spec.options(rewriter, source))
     existing = Checkpoint.load(spec.output)
     if existing is not None and not spec.overwrite:
         if existing.job != identity:
             raise JobError(
-                f"'{spec.output}' belongs to a job with another input or other options; "
-                "rerun the same command to resume it, or pass --overwrite to start over"
+                f"'{spec.output}' belongs to a job with another input or other options "
+                "(or one started by an older promptfold); rerun the same command to resume it, "
+                "or pass --overwrite to start over"
             )
         existing.runs += 1
         return existing
@@ -207,71 +281,39 @@ def _parts_dir(output: Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def _writer(spec: JobSpec, in_format: str, out_format: str, checkpoint: Checkpoint) -> RowWriter:
+def _writer(spec: JobSpec, source: InputFile, checkpoint: Checkpoint) -> RowWriter:
+    out_format = format_of(spec.output)
     if out_format == "jsonl":
         return JsonlWriter(spec.output, checkpoint.position)
-    columns = _input_columns(spec) + list(ADDED_COLUMNS)
     if out_format == "csv":
-        return CsvWriter(spec.output, checkpoint.position, columns)
-    return ParquetPartsWriter(_parts_dir(spec.output), checkpoint.position, _output_schema(spec, in_format))
+        return CsvWriter(spec.output, checkpoint.position, source.schema)
+    return ParquetPartsWriter(_parts_dir(spec.output), checkpoint.position, source.schema)
 
 
-def _input_columns(spec: JobSpec) -> list[str]:
-    first = next(read_rows(spec.input), {})
-    return [c for c in first if c not in ADDED_COLUMNS]
-
-
-def _output_schema(spec: JobSpec, in_format: str) -> Any:
-    import pyarrow as pa
-
-    if in_format == "parquet":
-        base = list(parquet_schema(spec.input))
-    else:  # infer the input columns' types from a sample of rows
-        sample = list(islice(read_rows(spec.input), 256))
-        base = list(pa.Table.from_pylist(sample).schema) if sample else []
-    prompt_type = pa.string() if spec.messages_field is None else pa.list_(pa.map_(pa.string(), pa.string()))
-    added = [
-        pa.field("promptfold_row", pa.int64()),
-        pa.field("promptfold_prompt", prompt_type),
-        pa.field("promptfold_original_tokens", pa.int64()),
-        pa.field("promptfold_tokens", pa.int64()),
-        pa.field("promptfold_ratio", pa.float64()),
-        pa.field("promptfold_error", pa.string()),
-    ]
-    return pa.schema([f for f in base if f.name not in ADDED_COLUMNS] + added)
-
-
-def _rewritten_batches(
-    spec: JobSpec, rewriter: Rewriter, skip: int
-) -> Iterator[tuple[list[dict[str, Any]], list[RowOutput]]]:
-    """Batches of (rows, outputs) in input order; up to `workers` batches are rewritten at once."""
-    rows = read_rows(spec.input, skip)
-    with ThreadPoolExecutor(max_workers=max(spec.workers, 1)) as pool:
-        pending: list[tuple[list[dict[str, Any]], Future[list[RowOutput]]]] = []
-        while True:
-            while len(pending) < max(spec.workers, 1):
-                batch = list(islice(rows, spec.batch_size))
-                if not batch:
-                    break
-                pending.append((batch, pool.submit(_rewrite_batch, spec, rewriter, batch)))
-            if not pending:
-                return
-            batch, future = pending.pop(0)
-            yield batch, future.result()
-
-
-def _rewrite_batch(spec: JobSpec, rewriter: Rewriter, rows: list[dict[str, Any]]) -> list[RowOutput]:
-    inputs = [row_input(row, spec) for row in rows]
+def _rewrite_rows(spec: JobSpec, rewriter: Rewriter, rows: list[dict[str, Any]]) -> list[RowOutput]:
+    inputs = [spec.input_of(row) for row in rows]
     valid = [i for i, item in enumerate(inputs) if isinstance(item, RowInput)]
-    outputs: list[RowOutput] = [RowOutput.failed(str(item)) for item in inputs]
-    if valid:
-        try:
-            rewritten = rewriter.rewrite([inputs[i] for i in valid])  # type: ignore[misc]
-        except Exception as error:  # a batch-wide failure marks its rows, it does not stop the job
-            rewritten = [RowOutput.failed(f"{type(error).__name__}: {error}")] * len(valid)
-        for i, output in zip(valid, rewritten, strict=True):
-            outputs[i] = output
+    outputs = [RowOutput.failed(item) if isinstance(item, str) else RowOutput() for item in inputs]
+    rewritten = _rewrite(rewriter, [item for item in inputs if isinstance(item, RowInput)])
+    for i, output in zip(valid, rewritten, strict=True):
+        outputs[i] = output
     return outputs
+
+
+def _rewrite(rewriter: Rewriter, inputs: list[RowInput]) -> list[RowOutput]:
+    """One output per input; when the rewriter fails a whole batch, each row is retried alone, so that
+    only the rows it fails on carry the error."""
+    if not inputs:
+        return []
+    try:
+        outputs = rewriter.rewrite(inputs)
+        if len(outputs) != len(inputs):
+            raise ValueError(f"the rewriter gave {len(outputs)} outputs for {len(inputs)} rows")
+        return outputs
+    except Exception as error:
+        if len(inputs) == 1:
+            return [RowOutput.failed(f"{type(error).__name__}: {error}")]
+        return [output for one in inputs for output in _rewrite(rewriter, [one])]
 
 
 def _record(row: dict[str, Any], number: int, output: RowOutput) -> dict[str, Any]:
@@ -289,18 +331,28 @@ def _record(row: dict[str, Any], number: int, output: RowOutput) -> dict[str, An
     }
 
 
-def _count(checkpoint: Checkpoint, outputs: list[RowOutput]) -> None:
-    for output in outputs:
-        if output.error is None:
+def _count(checkpoint: Checkpoint, records: list[dict[str, Any]]) -> int:
+    """Count the written records into the checkpoint; returns the tokens they saved."""
+    saved = 0
+    for record in records:
+        error = record.get("promptfold_error")
+        if error is None:
             checkpoint.ok += 1
-            checkpoint.tokens_in += output.original_tokens or 0
-            checkpoint.tokens_out += output.tokens or 0
+            tokens_in = record.get("promptfold_original_tokens") or 0
+            tokens_out = record.get("promptfold_tokens") or 0
+            checkpoint.tokens_in += tokens_in
+            checkpoint.tokens_out += tokens_out
+            saved += tokens_in - tokens_out
         else:
             checkpoint.failed += 1
+            checkpoint.count_error(error)
+    return saved
 
 
 def _ratios(output: Path) -> list[float]:
     """Achieved ratios of all rows, read back from the output (so a resumed job counts every run)."""
     return [
-        float(r["promptfold_ratio"]) for r in read_rows(output) if r.get("promptfold_ratio") not in (None, "")
+        float(r["promptfold_ratio"])
+        for r in read_rows(output, encoding="utf-8")
+        if r.get("promptfold_ratio") not in (None, "")
     ]

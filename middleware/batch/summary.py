@@ -15,11 +15,13 @@ def summary_of(spec: JobSpec, result: JobResult, options: dict[str, Any]) -> dic
     ratios = result.ratios
     return {
         "input": str(spec.input),
+        "input_encoding": result.encoding,
         "output": str(spec.output),
         "rows": result.total_rows,
         "rows_written": point.rows_done,
         "rows_ok": point.ok,
         "rows_failed": point.failed,
+        "rows_failed_by_reason": point.errors,
         "tokens_in": point.tokens_in,
         "tokens_out": point.tokens_out,
         "tokens_saved": point.tokens_in - point.tokens_out,
