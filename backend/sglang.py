@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,13 @@ from . import _sglang_wire as wire
 from ._remote import (
     error_text,
     gather_all,
-    http_error,
     load_tokenizer,
     request_json,
     sse_events,
     timeout,
     transport_error,
 )
+from ._sglang_server import INFO_TIMEOUT_S, SGLangServerInfo, has_tokenizer, model_path_sync, read_server_info
 from .base import (
     BackendError,
     BackendUnavailable,
@@ -60,21 +60,7 @@ from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
 EMBEDS_HINT = "SGLang accepts input_embeds only when launched with --disable-radix-cache"
-_INFO_TIMEOUT_S = 30.0
 _WARMED_KEPT = 64
-
-
-@dataclass(frozen=True)
-class SGLangServerInfo:
-    """What the server says about itself; None where it did not say."""
-
-    model_path: str
-    context_len: int | None  # tokens
-    radix_cache: bool | None  # False when launched with --disable-radix-cache
-    version: str | None
-    # SGLang honours `sampling_seed` only when launched with --enable-deterministic-inference
-    # (seen on 0.5.17: the same seed gave different samples without it).
-    deterministic: bool = False
 
 
 class SGLangBackend:
@@ -134,7 +120,7 @@ class SGLangBackend:
         if self._info is None:
             async with self._info_lock:
                 if self._info is None:
-                    info = await self._read_info()
+                    info = await read_server_info(self._client, self.base_url)
                     self._info = info
                     self.capabilities = replace(
                         self.capabilities,
@@ -142,7 +128,7 @@ class SGLangBackend:
                         prefix_cache=info.radix_cache is not False,
                         input_embeds=info.radix_cache is not True,
                         seeded_sampling=info.deterministic,
-                        chat_template=self._tokenizer_path is not None or _has_tokenizer(info.model_path),
+                        chat_template=self._tokenizer_path is not None or has_tokenizer(info.model_path),
                     )
         return self._info
 
@@ -266,9 +252,9 @@ class SGLangBackend:
         """GET /health (200 = ready), then the server info for the model name; never raises."""
         url = self.base_url + "/health"
         try:
-            response = await self._client.get(url, timeout=timeout(min(self.timeout_s, _INFO_TIMEOUT_S)))
+            response = await self._client.get(url, timeout=timeout(min(self.timeout_s, INFO_TIMEOUT_S)))
         except httpx.HTTPError as exc:
-            error = transport_error(exc, url, self.name, _INFO_TIMEOUT_S)
+            error = transport_error(exc, url, self.name, INFO_TIMEOUT_S)
             return Health(False, self.name, self.model_id, str(error))
         if response.status_code != 200:
             detail = f"SGLang at {url} answered HTTP {response.status_code}: {error_text(response)}"
@@ -283,9 +269,9 @@ class SGLangBackend:
         """Empty SGLang's radix cache (not part of the seam). SGLang refuses while requests are running."""
         url = self.base_url + "/flush_cache"
         try:
-            response = await self._client.post(url, timeout=timeout(_INFO_TIMEOUT_S))
+            response = await self._client.post(url, timeout=timeout(INFO_TIMEOUT_S))
         except httpx.HTTPError as exc:
-            raise transport_error(exc, url, self.name, _INFO_TIMEOUT_S) from exc
+            raise transport_error(exc, url, self.name, INFO_TIMEOUT_S) from exc
         if response.status_code != 200:
             status, words = response.status_code, error_text(response)
             raise BackendError(f"SGLang at {url} did not flush its cache (HTTP {status}): {words}")
@@ -350,41 +336,6 @@ class SGLangBackend:
             generation.notes.append("no local tokenizer: rendered by SGLang's /v1/chat/completions")
         return generations
 
-    async def _read_info(self) -> SGLangServerInfo:
-        model = await self._get_json_first("/model_info", "/get_model_info") or {}
-        server = await self._get_json_first("/server_info", "/get_server_info") or {}
-        context = server.get("context_length")
-        if not isinstance(context, int):  # usually unset: the model's own length is on /v1/models
-            listing = await self._get_json_first("/v1/models") or {}
-            context = next((m.get("max_model_len") for m in listing.get("data") or []), None)
-        radix_off = server.get("disable_radix_cache")
-        return SGLangServerInfo(
-            model_path=str(model.get("model_path") or server.get("model_path") or ""),
-            context_len=context if isinstance(context, int) else None,
-            radix_cache=not radix_off if isinstance(radix_off, bool) else None,
-            version=server.get("version"),
-            deterministic=server.get("enable_deterministic_inference") is True,
-        )
-
-    async def _get_json_first(self, *paths: str) -> dict[str, Any] | None:
-        """GET the first of `paths` the server has (SGLang renamed /get_server_info to /server_info)."""
-        for path in paths:
-            url = self.base_url + path
-            try:
-                response = await self._client.get(url, timeout=timeout(_INFO_TIMEOUT_S))
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, url, self.name, _INFO_TIMEOUT_S) from exc
-            if response.status_code == 404:
-                continue
-            if response.status_code >= 400:
-                raise http_error(response, self.name)
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise BackendError(f"SGLang at {url} answered with something that is not JSON") from exc
-            return body if isinstance(body, dict) else None
-        return None
-
     async def _chat_tokenizer(self) -> Any:
         """The tokenizer that renders messages here, or None (messages then take the chat route)."""
         if self._tokenizer is not None or self._server_folder == "":
@@ -401,31 +352,18 @@ class SGLangBackend:
             if self._tokenizer_path is not None:
                 self._tokenizer = load_tokenizer(self._tokenizer_path)  # a bad explicit path is an error
                 return self._tokenizer
-            folder = self._info.model_path if self._info else self._model_path_sync()
+            folder = (
+                self._info.model_path if self._info else model_path_sync(self.base_url, self._client.headers)
+            )
             if folder is None:
                 return None  # the server is unreachable now: look again next time
-            self._server_folder = folder if _has_tokenizer(folder) else ""
+            self._server_folder = folder if has_tokenizer(folder) else ""
             if self._server_folder:
                 try:
                     self._tokenizer = load_tokenizer(self._server_folder)
                 except UnsupportedRequest:
                     self._server_folder = ""  # unusable here: messages take the chat route
             return self._tokenizer
-
-    def _model_path_sync(self) -> str | None:
-        """The server's model path for the sync methods before `connect()` ran (a blocking GET of at most
-        5 s); "" if the server does not say, None if it cannot be reached."""
-        for path in ("/model_info", "/get_model_info"):
-            try:
-                response = httpx.get(self.base_url + path, headers=self._client.headers, timeout=5.0)
-            except httpx.HTTPError:
-                return None
-            if response.status_code == 200:
-                try:
-                    return str(response.json().get("model_path") or "")
-                except (ValueError, AttributeError):
-                    return ""
-        return ""
 
     def _embeds_hint(self, exc: BackendError | UnsupportedRequest) -> Exception | None:
         """`exc` with the sentence that usually explains a failed embeddings request, or None where it
@@ -445,10 +383,3 @@ class SGLangBackend:
                 "(the server's model folder is not on this machine)"
             )
         return tokenizer
-
-
-def _has_tokenizer(folder: str) -> bool:
-    """Whether `folder` is a folder on this machine that holds a tokenizer."""
-    if not folder:
-        return False
-    return any((Path(folder) / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))

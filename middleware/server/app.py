@@ -16,7 +16,7 @@ from backend import Backend, open_backend
 from ..config import Settings
 from ..stages import assemble
 from .errors import ApiError, install_error_handlers
-from .guards import BodySizeLimit, RequestIds, api_key_checker
+from .guards import BodySizeLimit, InternalErrors, RequestIds, api_key_checker
 from .routes import compress, corpora, gists, openai
 from .state import ServerState, get_state
 
@@ -66,6 +66,7 @@ def create_app(
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InternalErrors)
     app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
     return app
 

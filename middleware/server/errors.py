@@ -86,14 +86,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         return ApiError(error.status_code, str(error.detail), code=code).response(error.headers)
 
-    # Errors a request can cause are answered here; only the catch-all below goes through Starlette's
-    # ServerErrorMiddleware, which re-raises after answering (uvicorn may then reset the connection).
+    # Errors a request can cause are answered here; anything else is a bug, answered 500 by the
+    # InternalErrors middleware (guards.py) with the request id.
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(UserError)
     @app.exception_handler(BackendError)
     async def _known(request: Request, error: Exception) -> JSONResponse:
-        return from_exception(error, request_id_of(request)).response()
-
-    @app.exception_handler(Exception)
-    async def _any(request: Request, error: Exception) -> JSONResponse:
         return from_exception(error, request_id_of(request)).response()

@@ -94,6 +94,38 @@ class RequestIds:
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+class InternalErrors:
+    """ASGI middleware: an exception no handler took (a bug) becomes a complete 500 response with the
+    request id, logged with its traceback, instead of Starlette's re-raise (which made uvicorn drop a
+    keep-alive connection under a pooled client). A stream that already started reports in-band."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:
+            if started:
+                raise
+            from .errors import from_exception
+
+            request_id = (scope.get("state") or {}).get("request_id")
+            response = from_exception(error, request_id).response()
+            await send({"type": "http.response.start", "status": 500, "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": response.body})
+
+
 def api_key_checker(expected: str | None) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that demands `Authorization: Bearer <expected>` when a key is configured."""
 

@@ -6,18 +6,19 @@ the serving model frozen, so that the model's next-token distributions after [G 
 served with G in its place, as input embeddings: P's tokens are neither sent nor prefilled.
 
     import asyncio
-    from backend.local import LocalBackend
+    from backend import open_backend
     from middleware.compress.gist import GistStore, PrefixSpec
     from middleware.compress.gist.train import GistJob, make_gist
     from middleware.compress.gist.distill import TrainConfig
 
-    backend = LocalBackend()
+    backend = open_backend("local")
     gist = asyncio.run(make_gist(backend, GistJob(PrefixSpec(open("system.txt").read()), TrainConfig(tokens=16))))
     GistStore("gists").save(gist)
 
 Modules: prefix (where P sits in a chat, its exact tokens), model (weights fingerprint, embeddings),
 data (queries and answers), distill (the training loop), evaluate (KL, agreement, greedy answers),
-train (the whole job), store (safetensors + JSON), stage (serving), routes (/v1/gists).
+train (the whole job), store (safetensors + JSON), stage (serving), options (the request option);
+HTTP: middleware/server/routes/gists.py.
 torch is imported only by distill, evaluate and train.
 """
 

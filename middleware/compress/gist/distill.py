@@ -166,7 +166,7 @@ def train_gist(
 ) -> TrainResult:
     """Distil the prefix into `config.tokens` vectors; returns the best G on the held-out split.
 
-    `model` is a `backend.engine.model.LoadedModel` (frozen); it runs on its own device (CPU or CUDA).
+    `model` is a `backend.weights.LoadedModel` (frozen); it runs on its own device (CPU or CUDA).
     Seeded: the same data, config and device give the same vectors.
     """
     began = time.perf_counter()
@@ -187,18 +187,8 @@ def train_gist(
         progress(TrainProgress(0, config.max_steps, None, initial, best))
     stopped_early = False
     while step < config.max_steps:
-        chunk = [train[i] for i in next(batches)]
-        xs = [e.continuation for e in chunk]
-        full = teacher.logits(xs)
-        with model.lock:
-            kl = kl_per_position(full, student_logits(model, vectors, xs))
-            weights = position_weights(chunk, kl.shape[1], config.query_weight).to(kl.device)
-            loss = (kl * weights).sum() / weights.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        optimizer.step()
+        train_loss = _step(model, teacher, vectors, optimizer, [train[i] for i in next(batches)], config)
         step += 1
-        train_loss = float(loss.detach())
         held = None
         if step % config.eval_every == 0 or step == config.max_steps:
             held = heldout_loss()
@@ -221,6 +211,27 @@ def train_gist(
         seconds=time.perf_counter() - began,
         history=history,
     )
+
+
+def _step(
+    model: Any,
+    teacher: Teacher,
+    vectors: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    chunk: list[Example],
+    config: TrainConfig,
+) -> float:
+    """One Adam step on the weighted KL between the teacher and the student on `chunk`; its loss."""
+    xs = [e.continuation for e in chunk]
+    full = teacher.logits(xs)
+    with model.lock:
+        kl = kl_per_position(full, student_logits(model, vectors, xs))
+        weights = position_weights(chunk, kl.shape[1], config.query_weight).to(kl.device)
+        loss = (kl * weights).sum() / weights.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 def distillation_loss(

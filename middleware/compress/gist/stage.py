@@ -85,6 +85,12 @@ class GistStage:
                 "the prompt was sent unchanged",
                 gist=record.id,
             )
+        return self._apply(request, record, serving, ids)
+
+    def _apply(
+        self, request: Request, record: GistRecord, serving: ServingModel, ids: list[int]
+    ) -> tuple[Request, StageReport]:
+        """The request with its prefix replaced by the gist's vectors (input embeddings), and the report."""
         gist = self.store.load(record.id)
         rest = ids[record.prefix_tokens :]
         embeds = serving.gist_prompt(gist.vectors, rest)
@@ -104,8 +110,11 @@ class GistStage:
 
     def _prompt_ids(self, messages: list[dict[str, Any]]) -> list[int] | str:
         """The rendered prompt's token ids, or the reason they cannot be known here."""
+        tokenizer = self.backend.tokenizer()
+        if tokenizer is None:
+            return f"the prompt cannot be rendered here to match a gist: the {self.backend.name} backend's tokenizer is not on this machine"
         try:
-            return self.backend.tokenize(self.backend.apply_chat_template(messages))
+            return tokenizer.encode(tokenizer.render_chat(messages))
         except UnsupportedRequest as error:
             return f"the prompt cannot be rendered here to match a gist: {error}"
 
