@@ -209,6 +209,10 @@ class Tokenizer(Protocol):
 
     def count(self, text: str) -> int: ...
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Counts of several texts in one call."""
+        ...
+
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
         """The model's prompt text; UnsupportedRequest when the model has no chat template."""
         ...

@@ -148,8 +148,7 @@ class SGLangBackend:
         tokenizer = await self._chat_tokenizer() if any(p.messages is not None for p in prompts) else None
         groups: dict[str, list[int]] = {}
         inputs = []
-        for i, prompt in enumerate(prompts):
-            field, value = wire.native_input(prompt, tokenizer)
+        for i, (field, value) in enumerate(await _native_inputs(prompts, tokenizer)):
             groups.setdefault(field, []).append(i)
             inputs.append(value)
         if prompt_logprobs and ("chat" in groups or "input_embeds" in groups):
@@ -172,7 +171,7 @@ class SGLangBackend:
     async def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
         """Streams /generate, turning SGLang's chunks (cumulative by default) into deltas."""
         tokenizer = await self._chat_tokenizer() if prompt.messages is not None else None
-        field, value = wire.native_input(prompt, tokenizer)
+        [(field, value)] = await _native_inputs([prompt], tokenizer)
         if field == "chat":
             async for chunk in self._chat_route.stream(prompt, sampling):
                 yield chunk
@@ -383,3 +382,12 @@ class SGLangBackend:
                 "(the server's model folder is not on this machine)"
             )
         return tokenizer
+
+
+async def _native_inputs(prompts: Sequence[Prompt], tokenizer: Any) -> list[tuple[str, Any]]:
+    """The /generate field and value of each prompt. Rendering a chat template and tokenizing an 8k-token
+    prompt take milliseconds of CPU: with a tokenizer at hand that runs on a worker thread, so that the
+    proxy's event loop keeps serving other requests meanwhile."""
+    if tokenizer is None or all(p.messages is None for p in prompts):
+        return [wire.native_input(p, tokenizer) for p in prompts]
+    return await asyncio.to_thread(lambda: [wire.native_input(p, tokenizer) for p in prompts])

@@ -37,6 +37,22 @@ class HFTokenizer:
     def count(self, text: str) -> int:
         return len(self.hf(text, add_special_tokens=False)["input_ids"])
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of several texts from one batch call (the Rust tokenizer runs them in parallel)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.hf(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def encode_many_with_offsets(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`encode_with_offsets` of several texts from one batch call."""
+        if not texts:
+            return []
+        encoded = self.hf(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            (np.asarray(ids, dtype=np.int64), np.asarray(spans, dtype=np.int64).reshape(-1, 2))
+            for ids, spans in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)
+        ]
+
     @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.hf, "chat_template", None))

@@ -181,7 +181,7 @@ def main() -> None:
 
     from middleware.embeddings import Embedder
     from middleware.retrieval.corpus import Corpus, DocumentInput, SearchConfig
-    from middleware.retrieval.ranker import PassageRanker
+    from middleware.retrieval.ranker import HybridRanker
     from middleware.tokens import default_token_counter
 
     faiss.omp_set_num_threads(1)
@@ -226,7 +226,7 @@ def main() -> None:
     }
     timed = latency(corpus, splits["holdout"][: args.latency_queries], modes)
     corpus.embedder = embedder
-    ranker = PassageRanker(embedder)
+    ranker = HybridRanker(embedder)
     multidoc = {
         split: in_prompt(
             ranker, load_jsonl(EVAL / "nq_multidoc20_synth" / f"{split}.jsonl")[: args.multidoc_rows]
@@ -314,7 +314,7 @@ def render(f: dict, command: str) -> str:
         f"| chunk texts | {m['chunk_text_mb']:.2f} MiB |",
         f"| process RSS growth while building (model already loaded) | {m['process_rss_growth_mb']:.0f} MiB (RSS {m['process_rss_mb']:.0f} MiB) |",
         "",
-        "## In-prompt selection (nq_multidoc20_synth, 20 documents per prompt, PassageRanker)",
+        "## In-prompt selection (nq_multidoc20_synth, 20 documents per prompt, HybridRanker)",
         "",
         "| split | gold kept @1 | @3 | @5 | s per prompt |",
         "| --- | --- | --- | --- | --- |",

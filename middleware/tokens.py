@@ -4,28 +4,40 @@ through the pipeline `Context`'s counter; the CLI and the SDK take theirs from h
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from backend import Backend
 
 
 @dataclass(frozen=True)
 class TokenCounter:
-    """`count(text)` is the number of tokens of `text` (no special tokens) in the tokenizer `name`."""
+    """`count(text)` is the number of tokens of `text` (no special tokens) in the tokenizer `name`;
+    `many(texts)` counts several in one call (a fast tokenizer encodes them as one batch)."""
 
     name: str
     count: Callable[[str], int]
+    count_many: Callable[[Sequence[str]], list[int]] | None = field(default=None, compare=False)
 
     def __call__(self, text: str) -> int:
         return self.count(text)
+
+    def many(self, texts: Sequence[str]) -> list[int]:
+        if self.count_many is not None:
+            return self.count_many(texts)
+        return [self.count(text) for text in texts]
+
+    @classmethod
+    def of(cls, count: Callable[[str], int]) -> TokenCounter:
+        """A TokenCounter for any counting function (a TokenCounter is returned as it is)."""
+        return count if isinstance(count, TokenCounter) else cls(getattr(count, "__name__", "custom"), count)
 
 
 def token_counter(backend: Backend | None = None) -> TokenCounter:
     """The backend's own tokenizer when it has one here, else the packaged SmolLM2 tokenizer."""
     tokenizer = backend.tokenizer() if backend is not None else None
     if tokenizer is not None:
-        return TokenCounter(tokenizer.name, tokenizer.count)
+        return TokenCounter(tokenizer.name, tokenizer.count, tokenizer.count_many)
     return default_token_counter()
 
 
@@ -33,4 +45,4 @@ def default_token_counter() -> TokenCounter:
     from backend.tokenizer import packaged_tokenizer
 
     tokenizer = packaged_tokenizer()
-    return TokenCounter(tokenizer.name, tokenizer.count)
+    return TokenCounter(tokenizer.name, tokenizer.count, tokenizer.count_many)

@@ -16,9 +16,10 @@ import pytest
 
 from middleware.batch import RowInput
 from middleware.batch.checkpoint import Checkpoint
-from middleware.batch.compress_rewriter import CoalescingScorer, compress_rewriter
+from middleware.batch.compress_rewriter import compress_rewriter
 from middleware.batch.formats import read_rows
 from middleware.cli import main
+from middleware.compress.batching import SharedScorer
 
 from .batch_support.files import write_rows
 
@@ -77,7 +78,7 @@ def test_cli_rewrites_every_row_at_the_requested_rate_and_keeps_numbers_whole(
 
 def test_the_rows_of_a_batch_are_scored_in_one_call(local_backend) -> None:
     rewriter = compress_rewriter({"rate": 0.5})
-    inner = rewriter.compressor().scorer
+    inner = rewriter.compressor().scorer.inner  # the model behind the shared scorer
     calls: list[int] = []
     original = inner.score
 
@@ -109,7 +110,7 @@ async def test_a_failure_of_the_merged_call_reaches_every_caller() -> None:
         async def score(self, requests):
             raise RuntimeError("scorer down")
 
-    scorer = CoalescingScorer(Broken())
+    scorer = SharedScorer(Broken())
     results = await scorer.gather([scorer.score([]) for _ in range(3)])
     assert [str(r) for r in results] == ["scorer down"] * 3 and scorer.calls == 1
 

@@ -1,103 +1,24 @@
 """The batch rewriter that compresses prompts with the compression stage's own code.
 
 The rows of one batch are compressed concurrently and their scoring requests are merged into one call
-to the scorer (`CoalescingScorer`), so that the model reads them as one padded batch instead of one
+to the scorer (`SharedScorer.gather`), so that the model reads them as one padded batch instead of one
 forward per row. Everything else (options, budget, protected spans, ranker, token counting with the
 backend's tokenizer) is `middleware.compress`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from backend import Backend
 
+from ..compress.batching import SharedScorer
 from ..compress.compressor import Compressor
 from ..compress.options import CompressOptions
 from ..compress.result import CompressionResult
-from ..compress.scorer import Scorer, ScoreRequest, TokenScores
 from ..compress.service import CompressionService
 from ..user_errors import InvalidRequest, UserError
 from .job import RowInput, RowOutput
-
-
-class CoalescingScorer:
-    """A Scorer that merges concurrent `score` calls into one call of `inner`.
-
-    Callers run through `gather`; once every registered caller still running is waiting for
-    scores (or `max_wait_s` after the first one started waiting), all waiting requests go to `inner`
-    together and each caller gets its own slice back. Lives on one event loop.
-    """
-
-    def __init__(self, inner: Scorer, *, max_wait_s: float = 0.05) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.max_wait_s = max_wait_s
-        self.calls = 0  # calls made to `inner` (for tests and stats)
-        self._active = 0
-        self._waiting: list[tuple[list[ScoreRequest], asyncio.Future[list[TokenScores]]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()  # held so that the loop cannot drop them
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    async def gather(self, works: Sequence[Awaitable[Any]]) -> list[Any]:
-        """Await `works` (coroutines that score through this scorer) together, as the merged callers;
-        results in order, an exception in place of a result that raised."""
-        self._active += len(works)  # all of them, before any starts: the first must wait for the rest
-
-        async def one(work: Awaitable[Any]) -> Any:
-            try:
-                return await work
-            finally:
-                self._active -= 1
-                self._flush_if_ready()
-
-        return await asyncio.gather(*(one(work) for work in works), return_exceptions=True)
-
-    async def score(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
-        future: asyncio.Future[list[TokenScores]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((list(requests), future))
-        self._flush_if_ready()
-        return await future
-
-    def _flush_if_ready(self) -> None:
-        if not self._waiting:
-            return
-        if len(self._waiting) >= self._active:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self._flush)
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        waiting, self._waiting = self._waiting, []
-        if waiting:
-            task = asyncio.ensure_future(self._score_together(waiting))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
-    async def _score_together(
-        self, waiting: list[tuple[list[ScoreRequest], asyncio.Future[list[TokenScores]]]]
-    ) -> None:
-        self.calls += 1
-        try:
-            scores = await self.inner.score([r for requests, _ in waiting for r in requests])
-        except Exception as error:  # every caller of this merged call learns of the failure
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        at = 0
-        for requests, future in waiting:
-            if not future.done():
-                future.set_result(scores[at : at + len(requests)])
-            at += len(requests)
 
 
 class CompressRewriter:
@@ -143,9 +64,9 @@ class CompressRewriter:
         return self._loop.run(self.arewrite(rows))
 
     async def arewrite(self, rows: list[RowInput]) -> list[RowOutput]:
-        base = await self.service.compressor(self.options.scorer or "local")
-        scorer = CoalescingScorer(base.scorer)
-        compressor = Compressor(scorer, ranker=base.ranker, count_tokens=base.count_tokens)
+        compressor = await self.service.compressor(self.options.scorer or "local")
+        scorer = compressor.scorer
+        assert isinstance(scorer, SharedScorer)  # the service shares every scorer it makes
         results = await scorer.gather([self._compress(compressor, row) for row in rows])
         return [_output(result) for result in results]
 

@@ -20,15 +20,17 @@ target.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..tokens import TokenCounter
 from . import fine
 from .coarse import PassageRanker
 from .document import Document, finer_passages, from_parts
 from .options import CompressInputError, CompressOptions
-from .plans import Plan, Prepared, plain_plan, question_aware_plan
+from .plans import Offload, Plan, Prepared, plain_plan, question_aware_plan
 from .result import CompressionResult, Piece
 from .scorer import Scorer
 from .units import render, split_units
@@ -44,17 +46,21 @@ class Compressor:
         *,
         ranker: PassageRanker | None = None,
         count_tokens: Callable[[str], int] | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.scorer = scorer
         self._ranker = ranker
-        self.count_tokens = count_tokens or scorer.count_tokens
+        self.count_tokens = TokenCounter.of(count_tokens or scorer.count_tokens)
+        # CPU-heavy steps (segmenting, counting, ranking, selecting, rendering) run here, off the caller's
+        # event loop: a worker thread by default, the service's bounded pool in the proxy.
+        self.offload: Offload = offload or asyncio.to_thread
 
     @property
     def ranker(self) -> PassageRanker:
         if self._ranker is None:
             # retrieval's hybrid ranker (BM25 + MiniLM cosine, fused): on the retrieval set it beats cosine
             # alone (recall@5 0.991 vs 0.988) and it shares the embedder cache with the retrieval stage
-            from middleware.retrieval.ranker import PassageRanker as HybridRanker
+            from middleware.retrieval.ranker import HybridRanker
 
             self._ranker = HybridRanker()
         return self._ranker
@@ -94,7 +100,7 @@ class Compressor:
         (unless `compress_system` / `compress_question`). `result.messages` holds the new messages."""
         from .messages import from_messages
 
-        document, found = from_messages(messages, options, self.count_tokens)
+        document, found = await self.offload(from_messages, messages, options, self.count_tokens)
         if options.mode == "question_aware" and not options.question and found:
             options = options.model_copy(update={"question": found})
         return await self.compress(document, options)
@@ -102,14 +108,14 @@ class Compressor:
     async def compress(self, document: Document, options: CompressOptions) -> CompressionResult:
         """Prepare (segments, units, budget), run the plain or question-aware plan, prune each pool to its
         budget, then render and land on the target."""
-        prepared = self._prepare(document, options)
+        prepared = await self.offload(self._prepare, document, options)
         if isinstance(prepared, CompressionResult):
             return prepared
         if options.effective_mode == "question_aware":
-            plan = await question_aware_plan(prepared, self.scorer, self.ranker)
+            plan = await question_aware_plan(prepared, self.scorer, self.ranker, self.offload)
         else:
             plan = await plain_plan(prepared, self.scorer)
-        return self._finish(prepared, plan)
+        return await self.offload(self._finish, prepared, plan)
 
     def _prepare(self, document: Document, options: CompressOptions) -> Prepared | CompressionResult:
         """Segments cut into units and counted, and the context budget; or the unchanged result when there
@@ -127,8 +133,8 @@ class Compressor:
         original_tokens = self._count_output(original, document.messages)
         target = options.target_for(original_tokens)
         works = [Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
-        for work in works:
-            work.tokens = self.count_tokens(work.segment.text) if work.segment.text else 0
+        for work, tokens in zip(works, self.count_tokens.many([w.segment.text for w in works]), strict=True):
+            work.tokens = tokens
         timings = {"segment": time.perf_counter() - clock}
         unchanged = _why_unchanged(works, original_tokens, target)
         if unchanged:
@@ -166,9 +172,7 @@ class Compressor:
         clock = prepared.lap("select", clock)
         kept = plan.kept(prepared)
         order = render_order(works, prepared.passages, plan.kept_order, plan.dropped)
-        text, messages, compressed_tokens = self._land(
-            prepared.document, works, order, plan.dropped, kept + prepared.regions, prepared.target
-        )
+        text, messages, compressed_tokens = self._land(prepared, order, plan.dropped, kept + prepared.regions)
         prepared.lap("count", clock)
         notes, target = prepared.notes, prepared.target
         if abs(compressed_tokens - target) > 0.1 * target and not notes:
@@ -215,22 +219,24 @@ class Compressor:
         return "\n".join(str(m["content"]) for m in messages), messages
 
     def _land(
-        self,
-        document: Document,
-        works: list[Work],
-        order: list[int],
-        dropped: list[Work],
-        adjustable: list[Work],
-        target: int,
+        self, prepared: Prepared, order: list[int], dropped: list[Work], adjustable: list[Work]
     ) -> tuple[str, list[dict[str, Any]] | None, int]:
-        """Render, count with the real tokenizer, and nudge the kept set until within TOLERANCE."""
+        """Nudge the kept set until within TOLERANCE of the target: first on estimated counts (the kept
+        units' tokens, no tokenizing), then on the rendered output counted with the real tokenizer, which
+        is done once, or twice when the estimate was off."""
+        document, works, target = prepared.document, prepared.works, prepared.target
+        tolerance = max(2, TOLERANCE * target)
+        units, masks = [w.units for w in adjustable], [w.mask for w in adjustable]
+        overhead = prepared.original_tokens - sum(w.tokens for w in works)  # separators between segments
+        for _ in range(4):
+            gap = target - (_estimate(works, dropped, adjustable) + overhead)
+            if abs(gap) <= tolerance or fine.adjust(units, masks, round(gap)) == 0:
+                break
         text, messages = self._render(document, works, order, dropped)
         tokens = self._count_output(text, messages)
-        for _ in range(4):
+        for _ in range(2):
             gap = target - tokens
-            if abs(gap) <= max(2, TOLERANCE * target):
-                break
-            if fine.adjust([w.units for w in adjustable], [w.mask for w in adjustable], gap) == 0:
+            if abs(gap) <= tolerance or fine.adjust(units, masks, round(gap)) == 0:
                 break
             text, messages = self._render(document, works, order, dropped)
             tokens = self._count_output(text, messages)
@@ -239,7 +245,7 @@ class Compressor:
     def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
         if messages is None:
             return self.count_tokens(text)
-        return sum(self.count_tokens(str(m.get("content") or "")) for m in messages)
+        return sum(self.count_tokens.many([str(m.get("content") or "") for m in messages]))
 
     def _unchanged(
         self,
@@ -275,6 +281,24 @@ def _why_unchanged(works: list[Work], original_tokens: int, target: int) -> str 
     if all(w.segment.rate == 1.0 for w in works):
         return "nothing to compress: every part is kept verbatim (system prompt, question, short messages)"
     return None
+
+
+def _estimate(works: list[Work], dropped: list[Work], adjustable: list[Work]) -> float:
+    """The output's tokens without rendering it: fixed segments whole, dropped ones nothing, and a pruned
+    segment its tokens in the share of its units' tokens that is kept (units count in the scorer's
+    tokenizer, segments in the counting one: the share carries across)."""
+    total = 0.0
+    pruned = set(map(id, adjustable))
+    for work in works:
+        if work in dropped:
+            continue
+        if id(work) not in pruned:
+            total += work.tokens
+            continue
+        unit_tokens = sum(u.tokens for u in work.units)
+        kept = sum(u.tokens for u, keep in zip(work.units, work.mask, strict=True) if keep)
+        total += work.tokens * kept / unit_tokens if unit_tokens else work.tokens
+    return total
 
 
 def _context_budget(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..text import last_user_index, split_trailing_question
+from ..tokens import TokenCounter
 from .document import Document, Segment, passages_of
 from .options import CompressInputError, CompressOptions
 from .spans import split_markup
@@ -30,11 +31,12 @@ def from_messages(
     segments: list[Segment] = []
     question: str | None = None
     passage = 0
+    sizes = TokenCounter.of(count_tokens).many([str(m["content"]) for m in messages])
     for index, message in enumerate(messages):
         content = str(message["content"])
         role = message.get("role")
         fixed = (role == "system" and not options.compress_system) or (
-            count_tokens(content) < options.min_message_tokens
+            sizes[index] < options.min_message_tokens
         )
         if index == last_user:
             body, asked = split_trailing_question(content)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .coarse import PassageRanker, choose_passages, dynamic_budgets
 from .document import Document
@@ -23,6 +25,8 @@ from .options import CompressOptions
 from .scorer import Scorer
 from .scoring import score_units
 from .work import Work
+
+Offload = Callable[..., Awaitable[Any]]  # runs a blocking function off the event loop: f(fn, *args)
 
 
 @dataclass
@@ -75,14 +79,14 @@ async def plain_plan(prepared: Prepared, scorer: Scorer) -> Plan:
     return plan
 
 
-async def question_aware_plan(prepared: Prepared, scorer: Scorer, ranker: PassageRanker) -> Plan:
+async def question_aware_plan(
+    prepared: Prepared, scorer: Scorer, ranker: PassageRanker, offload: Offload = asyncio.to_thread
+) -> Plan:
     clock = time.perf_counter()
     passages = prepared.passages
     relevance = [0.0] * len(passages)
     if len(passages) >= 2:
-        relevance = await asyncio.to_thread(
-            ranker.rank, prepared.question, [w.segment.text for w in passages]
-        )
+        relevance = await offload(ranker.rank, prepared.question, [w.segment.text for w in passages])
         clock = prepared.lap("rank", clock)
     reorder = prepared.options.reorder is not False
     plan = _coarse(prepared, relevance, reorder=reorder, factor=1.0)

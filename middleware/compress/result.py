@@ -27,6 +27,9 @@ class CompressionResult:
     mode: str = "plain"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     notes: list[str] = field(default_factory=list)
+    # whether each compressed part came from the cache: [{"cache_hit": bool}] for a text, and
+    # [{"message": i, "cache_hit": bool}] per compressed chat message
+    cache: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -53,6 +56,7 @@ class CompressionResult:
             "passage_order": self.passage_order,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "notes": self.notes,
+            "cache": self.cache,
         }
         if annotated:
             data["annotated"] = self.annotated()

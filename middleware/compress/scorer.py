@@ -89,8 +89,8 @@ class LocalScorer:
         loaded: LoadedModel | None = None,
         device: str = "cpu",
         dtype: str = "auto",
-        max_batch_tokens: int = 4096,
-        head_chunk: int = 512,
+        max_batch_tokens: int | None = None,
+        head_chunk: int | None = None,
     ) -> None:
         from backend.models import resolve_causal_lm
         from backend.tokenizer import HFTokenizer
@@ -104,8 +104,11 @@ class LocalScorer:
             self.model_id = loaded.path.name
         self.loaded = loaded
         self.tokenizer = HFTokenizer(loaded.tokenizer, self.model_id)
-        self.max_batch_tokens = max_batch_tokens
-        self.head_chunk = head_chunk
+        # A GPU takes a whole long prompt in one forward; a CPU gains nothing from padding past a few
+        # thousand tokens and keeps its working set small.
+        on_gpu = loaded.device.type == "cuda"
+        self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 4096)
+        self.head_chunk = head_chunk or (4096 if on_gpu else 512)
 
     def count_tokens(self, text: str) -> int:
         return self.tokenizer.count(text)
@@ -117,70 +120,70 @@ class LocalScorer:
         return await asyncio.to_thread(self.score_sync, requests)
 
     def score_sync(self, requests: Sequence[ScoreRequest]) -> list[TokenScores]:
-        """The same as `score`, in the calling thread."""
-        rows = []
-        for request in requests:
-            ids, spans = self.tokenize_with_spans(request.text)
-            prefix_ids, _ = self.tokenize_with_spans(request.prefix or START_TEXT)
-            rows.append((prefix_ids, ids, spans))
-        results: list[TokenScores | None] = [None] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-        for group in _pack(
-            order, [len(rows[i][0]) + len(rows[i][1]) for i in range(len(rows))], self.max_batch_tokens
-        ):
-            nll = self._forward([(rows[i][0], rows[i][1]) for i in group])
+        """The same as `score`, in the calling thread: texts and prefixes are tokenized in two batch calls,
+        rows sorted by length and packed into forwards of at most `max_batch_tokens` padded tokens."""
+        texts = self.tokenizer.encode_many_with_offsets([r.text for r in requests])
+        prefixes = self._prefix_ids([r.prefix or START_TEXT for r in requests])
+        lengths = [len(p) + len(ids) for p, (ids, _) in zip(prefixes, texts, strict=True)]
+        results: list[TokenScores | None] = [None] * len(requests)
+        order = sorted(range(len(requests)), key=lengths.__getitem__)
+        for group in _pack(order, lengths, self.max_batch_tokens):
+            nll = self._forward([(prefixes[i], texts[i][0]) for i in group])
             for i, values in zip(group, nll, strict=True):
-                results[i] = TokenScores(rows[i][1], rows[i][2], values)
+                results[i] = TokenScores(texts[i][0], texts[i][1], values)
         return [r for r in results if r is not None]
 
+    def _prefix_ids(self, prefixes: list[str]) -> list[np.ndarray]:
+        """Token ids of each prefix; a prefix shared by many rows (the question) is tokenized once."""
+        distinct = list(dict.fromkeys(prefixes))
+        encoded = dict(zip(distinct, self.tokenizer.encode_many_with_offsets(distinct), strict=True))
+        return [encoded[p][0] for p in prefixes]
+
     def _forward(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """-log p of every text token of every row, from one padded batch forward."""
+        """-log p of every text token of every row, from one padded batch forward. Indices are built in
+        numpy and moved once; the LM head runs `head_chunk` positions at a time on the device, and the
+        values come back to the host in one copy."""
         import torch
 
         loaded = self.loaded
-        width = max(len(p) + len(t) for p, t in rows)
-        ids = np.full((len(rows), width), loaded.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        where_rows: list[int] = []
-        where_cols: list[int] = []
+        prefix_lengths = np.asarray([len(p) for p, _ in rows], dtype=np.int64)
+        text_lengths = np.asarray([len(t) for _, t in rows], dtype=np.int64)
+        totals = prefix_lengths + text_lengths
+        ids = np.full((len(rows), int(totals.max())), loaded.pad_token_id, dtype=np.int64)
         for r, (prefix, text) in enumerate(rows):
-            n = len(prefix) + len(text)
             ids[r, : len(prefix)] = prefix
-            ids[r, len(prefix) : n] = text
-            mask[r, :n] = 1
-            where_rows.extend([r] * len(text))
-            where_cols.extend(range(len(prefix), n))  # positions whose token is scored
+            ids[r, len(prefix) : totals[r]] = text
+        mask = (np.arange(ids.shape[1])[None, :] < totals[:, None]).astype(np.int64)
+        where_rows = np.repeat(np.arange(len(rows)), text_lengths)
+        first = np.repeat(prefix_lengths - np.cumsum(text_lengths) + text_lengths, text_lengths)
+        where_cols = first + np.arange(int(text_lengths.sum()))  # the positions whose token is scored
         device = loaded.device
-        input_ids = torch.from_numpy(ids).to(device)
-        rows_t = torch.tensor(where_rows, dtype=torch.long, device=device)
-        cols_t = torch.tensor(where_cols, dtype=torch.long, device=device)
-        nll = torch.empty(len(where_cols), dtype=torch.float32)
+        input_ids = torch.from_numpy(ids).to(device, non_blocking=True)
+        rows_t = torch.from_numpy(where_rows).to(device, non_blocking=True)
+        cols_t = torch.from_numpy(where_cols).to(device, non_blocking=True)
         with torch.inference_mode(), loaded.lock:
             hidden = loaded.model.model(
                 input_ids=input_ids, attention_mask=torch.from_numpy(mask).to(device), use_cache=False
             ).last_hidden_state
             states = hidden[rows_t, cols_t - 1]  # the state before a token predicts it
             targets = input_ids[rows_t, cols_t]
+            nll = torch.empty(len(where_cols), dtype=torch.float32, device=device)
             for begin in range(0, len(where_cols), self.head_chunk):
                 end = begin + self.head_chunk
                 logits = loaded.logits(states[begin:end]).float()
                 picked = logits.gather(1, targets[begin:end].unsqueeze(1)).squeeze(1)
-                nll[begin:end] = (torch.logsumexp(logits, dim=-1) - picked).cpu()
-        values = nll.numpy()
-        out, at = [], 0
-        for _, text in rows:
-            out.append(values[at : at + len(text)].copy())
-            at += len(text)
-        return out
+                nll[begin:end] = torch.logsumexp(logits, dim=-1) - picked
+            values = nll.cpu().numpy()
+        return np.split(values, np.cumsum(text_lengths)[:-1])
 
 
 def _pack(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
-    """Groups of request indices (already sorted by length) whose padded size fits `max_tokens`."""
+    """Groups of request indices (sorted by length, ascending) whose padded size fits `max_tokens`: the
+    last row of a group is its longest."""
     groups: list[list[int]] = []
     current: list[int] = []
     for index in order:
-        longest = max([lengths[i] for i in current] + [lengths[index]])
-        if current and longest * (len(current) + 1) > max_tokens:
+        if current and lengths[index] * (len(current) + 1) > max_tokens:
             groups.append(current)
             current = []
         current.append(index)

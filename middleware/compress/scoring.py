@@ -52,10 +52,20 @@ async def score_units(
     for work in targets:
         starts, vals = gathered.get(id(work), ([], []))
         if starts:
-            assign_tokens(work.units, np.concatenate(starts), np.concatenate(vals))
+            assign_tokens(work.units, np.concatenate(starts), _settled(np.concatenate(vals)))
 
 
 # --- output ---------------------------------------------------------------------------------------
+
+
+SCORE_QUANTUM = 0.01  # nats
+
+
+def _settled(values: np.ndarray) -> np.ndarray:
+    """Scores rounded to SCORE_QUANTUM: a row's bf16 forward differs in its last bits with the batch it
+    shares (other requests' rows, padding), and a choice must not flip with that. With ties broken by
+    position, the same input and options give the same output, whoever else was being scored."""
+    return (np.round(values / SCORE_QUANTUM) * SCORE_QUANTUM).astype(np.float32)
 
 
 def _contrastive(with_question: np.ndarray, without: np.ndarray) -> np.ndarray:

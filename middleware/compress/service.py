@@ -6,23 +6,34 @@ come from.
     service = CompressionService(backend)                 # scores with the backend's weights or SmolLM2
     result = await service.compress(CompressOptions(rate=0.4), text=long_text)
 
-Scorers are made on first use and kept: "local" is a causal LM in this process (the embedded engine's own
-model when the backend is the embedded engine, else `model`, the packaged SmolLM2 by default, on
-`device`), "backend" asks the serving backend for prompt logprobs. Tokens are counted with the serving
-model's tokenizer when it is at hand (`middleware.tokens`), so budgets are in the tokens the backend bills.
+What it adds around a `Compressor`:
+- scorers made on first use and kept: "local" is a causal LM in this process (the embedded engine's own
+  model, else `model`, the packaged SmolLM2 by default, on `device`), "backend" the serving backend's
+  prompt logprobs; either is shared by concurrent compressions (`SharedScorer`: their rows go to the
+  model in the same forwards);
+- the CPU-heavy steps on a bounded pool of `workers` threads, off the caller's event loop;
+- the passage ranker's embedder on `device` too (question-aware mode ranks many passages);
+- results cached by content (`CompressionCache`), chat messages one by one in plain mode
+  (`conversation.py`), so repeated prompts and earlier turns cost nothing and stay byte-identical;
+- tokens counted with the serving model's tokenizer when it is at hand (`middleware.tokens`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from backend import Backend
 
 from ..tokens import TokenCounter, token_counter
+from .batching import SharedScorer
+from .cache import CompressionCache, cache_key
 from .coarse import PassageRanker
 from .compressor import Compressor
+from .conversation import check_contents, combine, compress_one_by_one, compressible
 from .options import CompressInputError, CompressOptions
 from .result import CompressionResult
 from .scorer import Scorer
@@ -39,12 +50,16 @@ class CompressionService:
         device: str = "cpu",
         count_tokens: TokenCounter | None = None,
         ranker: PassageRanker | None = None,
+        workers: int = 2,
+        cache_chars: int = 64 * 2**20,
     ) -> None:
         self.backend = backend
         self.model = model  # the local scorer's model when the backend's own weights are not in-process
         self.device = device
-        self.ranker = ranker  # question-aware passage ranking; None: the Compressor's default (hybrid)
+        self.ranker = ranker  # question-aware passage ranking; None: hybrid BM25 + MiniLM on `device`
+        self.cache = CompressionCache(cache_chars)
         self._count_tokens = count_tokens
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptfold-compress")
         self._compressors: dict[ScorerKind, Compressor] = {}
         self._lock = asyncio.Lock()
 
@@ -64,20 +79,72 @@ class CompressionService:
     ) -> CompressionResult:
         """Compress chat `messages` (long context only, see `messages.py`) or a `text`."""
         compressor = await self.compressor(options.scorer or "local")
+        context = (options.scorer or "local", compressor.count_tokens.name)
         if messages is not None:
-            return await compressor.compress_messages(list(messages), options)
+            chat = list(messages)
+            if compress_one_by_one(options, chat):
+                return await self._one_by_one(compressor, chat, options, context)
+            key = cache_key("messages", chat, options, *context)
+            return await self._cached(key, lambda: compressor.compress_messages(chat, options))
         if text is None or not text.strip():
             raise CompressInputError("there is nothing to compress: the prompt is empty", param="prompt")
-        return await compressor.compress_text(text, options)
+        key = cache_key("text", text, options, *context)
+        return await self._cached(key, lambda: compressor.compress_text(text, options))
 
     async def compressor(self, kind: ScorerKind = "local") -> Compressor:
         """The Compressor for a scorer kind, made once (loading a model the first time)."""
         async with self._lock:
             if kind not in self._compressors:
-                scorer = await self._scorer(kind)
+                scorer = SharedScorer(await self._scorer(kind))
                 count = self._count_tokens or self._counter(scorer)
-                self._compressors[kind] = Compressor(scorer, ranker=self.ranker, count_tokens=count)
+                ranker = self.ranker or await self.offload(_hybrid_ranker, self.device)
+                self._compressors[kind] = Compressor(
+                    scorer, ranker=ranker, count_tokens=count, offload=self.offload
+                )
             return self._compressors[kind]
+
+    async def offload(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking step on the service's worker pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(function, *args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    async def _cached(
+        self, key: str, compress: Callable[[], Awaitable[CompressionResult]]
+    ) -> CompressionResult:
+        found = self.cache.get(key)
+        if found is not None:
+            found.cache = [{**entry, "cache_hit": True} for entry in found.cache] or [{"cache_hit": True}]
+            return found
+        result = await compress()
+        result.cache = [{"cache_hit": False}]
+        self.cache.put(key, result)
+        return result
+
+    async def _one_by_one(
+        self,
+        compressor: Compressor,
+        messages: list[dict[str, Any]],
+        options: CompressOptions,
+        context: tuple[str, str],
+    ) -> CompressionResult:
+        contents = check_contents(messages)
+        sizes = await self.offload(compressor.count_tokens.many, contents)
+        indices = [i for i, m in enumerate(messages) if compressible(m, sizes[i], options)]
+
+        async def one(index: int) -> CompressionResult:
+            message = messages[index]
+            key = cache_key("message", [message.get("role"), contents[index]], options, *context)
+            return await self._cached(key, lambda: compressor.compress_messages([message], options))
+
+        done = await asyncio.gather(*(one(i) for i in indices))
+        results = dict(zip(indices, done, strict=True))
+        hits = {i: bool(r.cache and r.cache[0]["cache_hit"]) for i, r in results.items()}
+        return combine(messages, sizes, results, hits)
 
     async def _scorer(self, kind: ScorerKind) -> Scorer:
         from .scorer import BackendScorer, LocalScorer
@@ -89,9 +156,18 @@ class CompressionService:
         weights = await self.backend.model_weights() if self.backend is not None else None
         if self.model is None and weights is not None and weights.loaded is not None:
             return LocalScorer(loaded=weights.loaded)  # the embedded engine's own model, shared
-        return await asyncio.to_thread(LocalScorer, self.model, device=self.device)
+        return await self.offload(functools.partial(LocalScorer, self.model, device=self.device))
 
     def _counter(self, scorer: Scorer) -> TokenCounter:
         if self.backend is not None and self.backend.tokenizer() is not None:
             return token_counter(self.backend)
         return TokenCounter(scorer.name, scorer.count_tokens)  # no serving tokenizer: the scorer's counts
+
+
+def _hybrid_ranker(device: str) -> PassageRanker:
+    """BM25 + MiniLM cosine, fused (retrieval's ranker), with MiniLM on `device`: on the retrieval set it
+    beats cosine alone (recall@5 0.991 vs 0.988), and on a GPU it ranks hundreds of passages in ms."""
+    from ..embeddings import shared_embedder
+    from ..retrieval.ranker import HybridRanker
+
+    return HybridRanker(shared_embedder(None, device))

@@ -56,19 +56,21 @@ def join(pieces: list[str]) -> str:
 
 
 def pieces(works: list[Work], dropped: list[Work]) -> list[Piece]:
-    pieces: list[Piece] = []
+    """The original text as runs of kept and dropped characters, in order (adjacent runs merged)."""
+    runs: list[tuple[bool, list[str]]] = []
 
     def add(text: str, kept: bool) -> None:
         if not text:
             return
-        if pieces and pieces[-1].kept == kept:
-            pieces[-1] = Piece(pieces[-1].text + text, kept)
+        if runs and runs[-1][0] == kept:
+            runs[-1][1].append(text)  # joined once at the end: no quadratic string building
         else:
-            pieces.append(Piece(text, kept))
+            runs.append((kept, [text]))
 
+    gone = set(map(id, dropped))
     for work in works:
         text = work.segment.text
-        if work in dropped:
+        if id(work) in gone:
             add(text + work.segment.separator, False)
             continue
         at = 0
@@ -77,4 +79,4 @@ def pieces(works: list[Work], dropped: list[Work]) -> list[Piece]:
             at = unit.end
         add(text[at:], True)
         add(work.segment.separator, True)
-    return pieces
+    return [Piece("".join(parts), kept) for kept, parts in runs]

@@ -6,7 +6,7 @@
     fusion.py     reciprocal rank fusion, MMR, selection under a token budget
     store.py      a corpus on disk: atomic generations, single-writer lock
     corpus.py     add / delete / search one corpus      catalog.py   the corpora of a data folder
-    ranker.py     PassageRanker.rank(question, passages): hybrid ranking with no index (in-prompt use)
+    ranker.py     HybridRanker.rank(question, passages): hybrid ranking with no index (in-prompt use)
     documents.py  `Document [i](Title: ...)` blocks inside a prompt
     stage.py      the pipeline stage      options.py   request options   (HTTP: server/routes/corpora.py)
 
@@ -16,15 +16,15 @@ Heavy libraries (torch, faiss, bm25s) are imported only when used.
 from .chunking import Chunk, ChunkingConfig, chunk_text, sentence_spans
 from .corpus import Corpus, DocumentInput, Passage, SearchConfig
 from .errors import RetrievalError
-from .ranker import PassageRanker
+from .ranker import HybridRanker
 
 __all__ = [
     "Chunk",
     "ChunkingConfig",
     "Corpus",
     "DocumentInput",
+    "HybridRanker",
     "Passage",
-    "PassageRanker",
     "RetrievalError",
     "SearchConfig",
     "chunk_text",

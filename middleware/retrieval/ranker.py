@@ -13,7 +13,7 @@ from .fusion import DENSE_WEIGHT, LEXICAL_WEIGHT, RRF_K, reciprocal_rank_fusion
 from .lexical import LexicalIndex
 
 
-class PassageRanker:
+class HybridRanker:
     """`rank(question, passages)` gives one score per passage, higher = more relevant.
 
     Scores are fused reciprocal-rank scores (sum of weight / (rrf_k + rank)); they order passages and

@@ -33,7 +33,7 @@ from .corpus import Passage, SearchConfig
 from .documents import parse_document_prompt
 from .fusion import select_under_budget
 from .options import DocumentOption, RetrievalOptions
-from .ranker import PassageRanker
+from .ranker import HybridRanker
 
 NAME = "retrieval"
 CONTEXT_HEADER = "Answer using these passages where they are relevant, and cite them as [n]:"
@@ -54,7 +54,7 @@ class RetrievalStage:
         self.backend = backend
         self.settings = settings
         self.corpora = corpora or corpora_for(settings.data_dir)
-        self._ranker = PassageRanker()
+        self._ranker = HybridRanker()
 
     async def __call__(self, request: Request, context: Context) -> tuple[Request, StageReport | None]:
         options = request.options.retrieval

@@ -10,7 +10,7 @@ from middleware.options import RequestOptions
 from middleware.pipeline import Context, Request
 from middleware.report import RequestReport
 from middleware.retrieval.documents import parse_document_prompt
-from middleware.retrieval.ranker import PassageRanker
+from middleware.retrieval.ranker import HybridRanker
 from middleware.retrieval.stage import RetrievalStage
 
 from .conftest import litm_prompt, multidoc_rows
@@ -35,7 +35,7 @@ def test_a_title_with_parentheses_and_a_missing_question_line() -> None:
 
 
 def test_the_ranker_puts_the_gold_document_first_on_dev_rows() -> None:
-    ranker = PassageRanker()
+    ranker = HybridRanker()
     for row in multidoc_rows("dev", 4):
         passages = [f"{c['title']}\n{c['text']}" for c in row["ctxs"]]
         scores = ranker.rank(row["question"], passages)
