@@ -31,7 +31,10 @@ class Settings(BaseSettings):
         "local", description="local | local:/path | sglang://HOST:PORT | openai://HOST:PORT/v1"
     )
     model: str | None = Field(None, description="local engine: a model alias or HF folder (default SmolLM2)")
-    device: str = Field("cpu", description="local engine: torch device (cpu, cuda)")
+    device: str = Field(
+        "cpu",
+        description="torch device of the local engine, the compression scorer and its ranker (cpu, cuda)",
+    )
     backend_api_key: SecretStr | None = Field(None, description="key sent to an OpenAI-compatible backend")
     tokenizer: str | None = Field(None, description="remote backends: local tokenizer folder for templates")
     served_model_name: str | None = Field(None, description="extra model name clients may ask for")
@@ -48,6 +51,13 @@ class Settings(BaseSettings):
             Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "promptfold"
         ),
         description="where corpora, gists and other state live (PROMPTFOLD_DATA_DIR)",
+    )
+
+    compress_workers: int = Field(
+        2, ge=1, le=64, description="threads for compression's CPU steps (off the event loop)"
+    )
+    compress_cache_mb: int = Field(
+        64, ge=0, description="memory for cached compressions (MB of text; 0 turns the cache off)"
     )
 
     # Per-stage server defaults, merged under each request's own `promptfold` options.

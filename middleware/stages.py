@@ -35,7 +35,12 @@ class Assembly:
 
 
 def assemble(backend: Backend, settings: Settings) -> Assembly:
-    compression = CompressionService(backend, device=settings.device)
+    compression = CompressionService(
+        backend,
+        device=settings.device,
+        workers=settings.compress_workers,
+        cache_chars=settings.compress_cache_mb * 2**20,
+    )
     corpora = corpora_for(settings.data_dir)
     gists = GistStore(settings.data_dir / "gists")
     stages: list[Stage] = [

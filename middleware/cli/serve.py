@@ -36,13 +36,22 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--backend", help="where answers come from (default: local)")
     parser.add_argument("--model", help="local engine: model alias or HF folder (default: SmolLM2)")
-    parser.add_argument("--device", help="local engine: torch device, e.g. cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--device",
+        help="torch device of the local engine and the compression scorer: cpu or cuda (default: cpu)",
+    )
     parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     parser.add_argument("--api-key", help="require clients to send this key (default: none)")
     parser.add_argument("--backend-api-key", help="key for an OpenAI-compatible backend")
     parser.add_argument("--tokenizer", help="remote backends: local tokenizer folder for chat templates")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default: 8 MiB)")
+    parser.add_argument(
+        "--compress-workers", type=int, help="threads for compression's CPU steps (default: 2)"
+    )
+    parser.add_argument(
+        "--compress-cache-mb", type=int, help="memory for cached compressions, 0 = off (default: 64)"
+    )
     parser.add_argument("--config", help="TOML file with settings (same names as the flags, snake_case)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(default: info)")
     parser.set_defaults(run=run)
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             backend_api_key=args.backend_api_key,
             tokenizer=args.tokenizer,
             max_body_bytes=args.max_body_bytes,
+            compress_workers=args.compress_workers,
+            compress_cache_mb=args.compress_cache_mb,
             log_level=args.log_level,
         )
     except (ValidationError, FileNotFoundError, ValueError) as error:
