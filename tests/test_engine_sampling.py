@@ -104,7 +104,9 @@ def test_stop_token_ids_end_the_answer_and_min_tokens_holds_them_back(tiny: Load
 
 
 async def test_ignore_eos_runs_the_answer_to_max_tokens(local_backend) -> None:
-    prompt = Prompt.from_messages([{"role": "user", "content": "Reply with one word: yes or no. Is water wet?"}])
+    prompt = Prompt.from_messages(
+        [{"role": "user", "content": "Reply with one word: yes or no. Is water wet?"}]
+    )
     [plain] = await local_backend.generate([prompt], SamplingParams(temperature=0, max_tokens=12))
     [kept_going] = await local_backend.generate(
         [prompt], SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
