@@ -132,9 +132,7 @@ def grammar_text(constraint: Constraint) -> str:
     if constraint.kind == "json_schema":
         assert constraint.schema is not None
         schema = _strict(constraint.schema) if constraint.strict else constraint.schema
-        return str(
-            LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_STYLE)
-        )
+        return str(LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_STYLE))
     if constraint.kind == "json_object":
         return str(LLMatcher.grammar_from_json_schema('{"type": "object"}', defaults=JSON_STYLE))
     if constraint.kind == "regex":
