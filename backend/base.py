@@ -198,7 +198,12 @@ class TopLogprob:
 
 @dataclass
 class TokenLogprob:
-    """The logprob (nats) of one generated token, and the `top_logprobs` most likely tokens there."""
+    """The logprob (nats) of one generated token, and the `top_logprobs` most likely tokens there.
+
+    `token` is the token's own text; `token_id` is -1 where the server names tokens by text only (the
+    OpenAI API does). The local engine reports the model's raw distribution (before temperature,
+    penalties and masks), as vLLM does by default.
+    """
 
     token_id: int
     token: str

@@ -71,7 +71,8 @@ class Engine:
         here; the thread, a daemon, drops them when the forward ends)."""
         self._stopping = True
         self._inbox.put(None)
-        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
         self._answer_all_open(BackendUnavailable("the local engine stopped before this request finished"))
 
     @property
