@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .base import BackendError, BackendUnavailable, SamplingParams, UnsupportedRequest
+from .base import (
+    BackendError,
+    BackendUnavailable,
+    Constraint,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+    UnsupportedRequest,
+)
+from .sampling_params import lift_openai_fields
 from .tokenizer import load_hf_tokenizer
 
 T = TypeVar("T")
@@ -144,8 +153,18 @@ def load_tokenizer(path: str) -> Any:
         raise UnsupportedRequest(f"could not load a tokenizer from '{path}': {exc}") from exc
 
 
-def sampling_fields(sampling: SamplingParams, *, max_tokens: str, seed: str) -> dict[str, Any]:
-    """Our sampling under a server's field names; `extra` is passed through as is (and wins on a clash)."""
+def sampling_fields(
+    sampling: SamplingParams, *, max_tokens: str, seed: str, dialect: str = "openai"
+) -> dict[str, Any]:
+    """Our sampling under a server's field names; `extra` is passed through as is (and wins on a clash).
+
+    `dialect` "openai" gives the OpenAI names plus vLLM's extensions (top_k, min_p, repetition_penalty,
+    min_tokens, stop_token_ids, ignore_eos, guided_*); "sglang" gives the names of SGLang's native
+    /generate `sampling_params` (min_new_tokens, json_schema, regex, ebnf). Fields at their default are
+    left out, so a plain request looks as it always did. Values are validated first (InvalidRequest).
+    """
+    sampling = lift_openai_fields(sampling)
+    sampling.validate()
     fields: dict[str, Any] = {
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
@@ -155,5 +174,100 @@ def sampling_fields(sampling: SamplingParams, *, max_tokens: str, seed: str) -> 
         fields["stop"] = list(sampling.stop)
     if sampling.seed is not None:
         fields[seed] = sampling.seed
+    fields.update(
+        _rule_fields(sampling, min_tokens="min_new_tokens" if dialect == "sglang" else "min_tokens")
+    )
+    if dialect == "openai" and sampling.logprobs:
+        fields.update(logprobs=True, top_logprobs=sampling.top_logprobs)
+    if sampling.constraint is not None:
+        fields.update(_constraint_fields(sampling.constraint, dialect))
     fields.update(sampling.extra)
     return fields
+
+
+def _rule_fields(sampling: SamplingParams, *, min_tokens: str) -> dict[str, Any]:
+    s = sampling
+    candidates: dict[str, Any] = {
+        "top_k": s.top_k if s.top_k not in (None, -1, 0) else None,
+        "min_p": s.min_p or None,
+        "frequency_penalty": s.frequency_penalty or None,
+        "presence_penalty": s.presence_penalty or None,
+        "repetition_penalty": s.repetition_penalty if s.repetition_penalty != 1 else None,
+        min_tokens: s.min_tokens or None,
+        "stop_token_ids": list(s.stop_token_ids) or None,
+        "ignore_eos": True if s.ignore_eos else None,
+        "logit_bias": {str(k): v for k, v in s.logit_bias.items()} or None,  # JSON keys are strings
+    }
+    return {k: v for k, v in candidates.items() if v is not None}
+
+
+def _constraint_fields(constraint: Constraint, dialect: str) -> dict[str, Any]:
+    if dialect == "sglang":  # SGLang's native fields; a choice becomes a regex of its alternatives
+        if constraint.kind in ("json_schema", "json_object"):
+            return {"json_schema": json.dumps(constraint.schema or {"type": "object"})}
+        if constraint.kind == "regex":
+            return {"regex": constraint.pattern}
+        if constraint.kind == "choice":
+            return {"regex": "(" + "|".join(_regex_literal(c) for c in constraint.choices) + ")"}
+        return {"ebnf": constraint.grammar}
+    if constraint.kind == "json_schema":
+        spec = {"name": "answer", "schema": constraint.schema, "strict": constraint.strict}
+        return {"response_format": {"type": "json_schema", "json_schema": spec}}
+    if constraint.kind == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    if constraint.kind == "regex":
+        return {"guided_regex": constraint.pattern}
+    if constraint.kind == "choice":
+        return {"guided_choice": list(constraint.choices)}
+    return {"guided_grammar": constraint.grammar}
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a regex matching exactly it (only regex metacharacters escaped, which every dialect takes)."""
+    return "".join("\\" + c if c in "\\.^$|?*+()[]{}" else c for c in text)
+
+
+def openai_logprobs(raw: Any) -> list[TokenLogprob] | None:
+    """A choice's `logprobs` as typed entries: the chat shape (`content: [{token, logprob, top_logprobs}]`)
+    or the completions shape (`tokens`, `token_logprobs`, `top_logprobs: [{token: logprob}]`).
+
+    The OpenAI API names tokens by their text only, so `token_id` is -1 (vLLM's "token_id:N" texts, with
+    `return_tokens_as_token_ids`, are read back as ids).
+    """
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("content"), list):
+        return [
+            TokenLogprob(
+                _id_of(e.get("token")),
+                str(e.get("token") or ""),
+                float(e.get("logprob") or 0.0),
+                [
+                    TopLogprob(
+                        _id_of(t.get("token")), str(t.get("token") or ""), float(t.get("logprob") or 0.0)
+                    )
+                    for t in e.get("top_logprobs") or []
+                ],
+            )
+            for e in raw["content"]
+        ]
+    tokens, values = raw.get("tokens"), raw.get("token_logprobs")
+    if not isinstance(tokens, list) or not isinstance(values, list):
+        return None
+    tops = raw.get("top_logprobs") or [None] * len(tokens)
+    return [
+        TokenLogprob(
+            _id_of(token),
+            str(token),
+            float(value or 0.0),
+            [TopLogprob(_id_of(t), str(t), float(v)) for t, v in (top or {}).items()],
+        )
+        for token, value, top in zip(tokens, values, tops, strict=False)
+    ]
+
+
+def _id_of(token: Any) -> int:
+    text = str(token or "")
+    if text.startswith("token_id:") and text[len("token_id:") :].isdigit():
+        return int(text[len("token_id:") :])
+    return -1

@@ -13,7 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 from ._remote import sampling_fields
-from .base import BackendError, FinishReason, Generation, Prompt, SamplingParams, UnsupportedRequest, Usage
+from .base import (
+    BackendError,
+    FinishReason,
+    Generation,
+    Prompt,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+    UnsupportedRequest,
+    Usage,
+)
+from .sampling_params import lift_openai_fields
 
 # A batch whose prompts share at least this much is warmed with that prefix first (see shared_prefix).
 MIN_SHARED_TOKENS = 32
@@ -21,7 +32,36 @@ MIN_SHARED_CHARS = 128
 
 
 def sglang_sampling(sampling: SamplingParams) -> dict[str, Any]:
-    return sampling_fields(sampling, max_tokens="max_new_tokens", seed="sampling_seed")
+    return sampling_fields(sampling, max_tokens="max_new_tokens", seed="sampling_seed", dialect="sglang")
+
+
+def logprob_fields(sampling: SamplingParams) -> dict[str, Any]:
+    """The top-level /generate fields that ask for per-token logprobs of the answer (none if not asked)."""
+    sampling = lift_openai_fields(sampling)
+    if not sampling.logprobs:
+        return {}
+    return {
+        "return_logprob": True,
+        "top_logprobs_num": sampling.top_logprobs,
+        "return_text_in_logprobs": True,
+    }
+
+
+def output_logprobs(meta: dict[str, Any]) -> list[TokenLogprob] | None:
+    """`meta_info.output_token_logprobs` ([logprob, id, text]) with `output_top_logprobs` as typed entries."""
+    entries = meta.get("output_token_logprobs")
+    if not isinstance(entries, list):
+        return None
+    tops = meta.get("output_top_logprobs") or [None] * len(entries)
+    return [
+        TokenLogprob(
+            int(e[1]),
+            str(e[2] or "") if len(e) > 2 else "",
+            float(e[0]),
+            [TopLogprob(int(t[1]), str(t[2] or "") if len(t) > 2 else "", float(t[0])) for t in top or []],
+        )
+        for e, top in zip(entries, tops, strict=False)
+    ]
 
 
 def native_input(prompt: Prompt, tokenizer: Any) -> tuple[str, Any]:
@@ -111,8 +151,11 @@ def generation_of(
     max_tokens: int,
     logprob_start: int | None,
     latency_s: float,
+    *,
+    with_logprobs: bool = False,
 ) -> Generation:
-    """One /generate answer as a Generation; `logprob_start` None when no prompt logprobs were asked."""
+    """One /generate answer as a Generation; `logprob_start` None when no prompt logprobs were asked;
+    `with_logprobs` reads the answer's per-token logprobs."""
     meta = out.get("meta_info") or {}
     usage = usage_of(meta)
     generation = Generation(
@@ -121,6 +164,7 @@ def generation_of(
         usage=usage,
         token_ids=[int(t) for t in out.get("output_ids") or []],
         latency_s=latency_s,
+        logprobs=output_logprobs(meta) if with_logprobs else None,
     )
     if logprob_start is not None:
         ids = known_ids or out.get("prompt_token_ids") or meta.get("prompt_token_ids")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import BackendError, BackendUnavailable, InvalidRequest, UnsupportedRequest, UserError
+from .sampling_params import Constraint
 
 if TYPE_CHECKING:
     from .weights import ModelWeights
@@ -39,6 +40,7 @@ __all__ = [  # the errors live in errors.py; they are re-exported here for the e
     "BackendUnavailable",
     "Capabilities",
     "ChatMessage",
+    "Constraint",
     "FinishReason",
     "Generation",
     "Health",
@@ -46,7 +48,9 @@ __all__ = [  # the errors live in errors.py; they are re-exported here for the e
     "Prompt",
     "SamplingParams",
     "StreamChunk",
+    "TokenLogprob",
     "Tokenizer",
+    "TopLogprob",
     "UnsupportedRequest",
     "Usage",
     "UserError",
@@ -69,6 +73,10 @@ class Capabilities:
     chat_template: bool = False  # the backend can render chat messages into its model's prompt text
     streaming: bool = True
     seeded_sampling: bool = False  # the same `seed` repeats the same sample
+    logprobs: bool = False  # per-token logprobs of the answer, with the top alternatives
+    constrained_decoding: bool = False  # SamplingParams.constraint (JSON schema, regex, choice, grammar)
+    # frequency/presence/repetition penalties, logit_bias, top_k, min_p, min_tokens, stop_token_ids, ignore_eos
+    sampling_penalties: bool = False
     max_context_tokens: int | None = None
 
 
@@ -76,8 +84,16 @@ class Capabilities:
 class SamplingParams:
     """How to decode. `max_tokens=0` only prefills (useful with prompt logprobs).
 
-    `extra` carries fields the caller sent that promptfold does not interpret (e.g. `frequency_penalty`);
-    a remote backend forwards them, the local engine lists the ones it ignored in its result.
+    Ranges are those of the OpenAI API and vLLM; `validate()` checks them all (see sampling_params.py).
+    `top_k` None (or -1) is off; `repetition_penalty` 1 is off; `logit_bias` maps token ids to a bias in
+    [-100, 100] added to the logits; `min_tokens` keeps the end-of-sequence and `stop_token_ids` tokens
+    away until that many tokens were generated; `stop_token_ids` end the answer like the model's own EOS;
+    `ignore_eos` keeps the model's EOS away so the answer runs to `max_tokens` (or a stop).
+    `logprobs` asks for each answer token's logprob, with `top_logprobs` (0-20) best alternatives.
+
+    `extra` carries fields the caller sent that promptfold does not interpret; a remote backend forwards
+    them, the local engine lists the ones it ignored in its result. Known OpenAI/vLLM names found there
+    are moved into the typed fields by `sampling_params.lift_openai_fields`.
     """
 
     temperature: float = 1.0
@@ -85,11 +101,29 @@ class SamplingParams:
     max_tokens: int = 256
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    top_k: int | None = None
+    min_p: float = 0.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    min_tokens: int = 0
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    constraint: Constraint | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    def validate(self) -> None:
+        """Raise InvalidRequest, naming the OpenAI field, for the first value out of range."""
+        from .sampling_params import validate
+
+        validate(self)
 
 
 @dataclass
@@ -158,11 +192,36 @@ class Usage:
 
 
 @dataclass
+class TopLogprob:
+    """One candidate for a position: its token, the token's text alone, and its logprob (nats)."""
+
+    token_id: int
+    token: str
+    logprob: float
+
+
+@dataclass
+class TokenLogprob:
+    """The logprob (nats) of one generated token, and the `top_logprobs` most likely tokens there.
+
+    `token` is the token's own text; `token_id` is -1 where the server names tokens by text only (the
+    OpenAI API does). The local engine reports the model's raw distribution (before temperature,
+    penalties and masks), as vLLM does by default.
+    """
+
+    token_id: int
+    token: str
+    logprob: float
+    top_logprobs: list[TopLogprob] = field(default_factory=list)
+
+
+@dataclass
 class Generation:
     """The result for one prompt.
 
     `prompt_logprobs[i]` is log p(prompt token i | tokens before it), in nats, for the prompt's token ids
     `prompt_token_ids`; entries before `logprob_start` (and the very first token) are None.
+    `logprobs` (when asked with `SamplingParams.logprobs`) has one entry per token of `token_ids`.
     """
 
     text: str
@@ -171,6 +230,7 @@ class Generation:
     token_ids: list[int] = field(default_factory=list)
     prompt_token_ids: list[int] | None = None
     prompt_logprobs: list[float | None] | None = None
+    logprobs: list[TokenLogprob] | None = None
     time_to_first_token_s: float | None = None
     latency_s: float | None = None
     notes: list[str] = field(default_factory=list)  # e.g. sampling fields the backend ignored
@@ -178,10 +238,14 @@ class Generation:
 
 @dataclass
 class StreamChunk:
-    """A piece of a streamed generation. The last chunk has `finish_reason` and `usage` set."""
+    """A piece of a streamed generation. The last chunk has `finish_reason` and `usage` set.
+
+    `logprobs` (when asked) has one entry per token of `token_ids`.
+    """
 
     text: str
     token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
 

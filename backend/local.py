@@ -3,13 +3,21 @@
 Prompts from one `generate` call are prefilled together (a prefix they share is computed once and the
 others report it as cached, like SGLang's `cached_tokens`), then decoded with one forward per step for
 the whole batch. Calls from concurrent clients join the running batch between steps.
+
+Every SamplingParams field is honoured (penalties, logit_bias, top-k, min-p, min_tokens,
+stop_token_ids, ignore_eos, per-token logprobs, constraints); values are checked before anything
+reaches the engine. With a `seed`, the i-th copy of the same prompt in one call samples with seed + i
+(as vLLM does for n > 1), so n choices differ yet repeat run to run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 import os
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,14 +31,38 @@ from .base import (
     Prompt,
     SamplingParams,
     StreamChunk,
+    TokenLogprob,
     UnsupportedRequest,
+    UserError,
 )
 from .engine.requests import EngineRequest
+from .errors import InvalidRequest, MissingDependency
+from .sampling_params import lift_openai_fields
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
-# Sampling fields of the OpenAI API the local engine honours; others are reported as ignored.
-HONOURED_FIELDS: frozenset[str] = frozenset()
+# OpenAI / vLLM fields the local engine honours when they arrive in `extra` (they are lifted into the
+# typed SamplingParams fields); any other field in `extra` is reported as ignored.
+HONOURED_FIELDS: frozenset[str] = frozenset(
+    {
+        "top_k",
+        "min_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "repetition_penalty",
+        "logit_bias",
+        "min_tokens",
+        "stop_token_ids",
+        "ignore_eos",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "guided_json",
+        "guided_regex",
+        "guided_choice",
+        "guided_grammar",
+    }
+)
 
 
 class LocalBackend:
@@ -58,6 +90,7 @@ class LocalBackend:
         self.engine.start()
         tokenizer = self.loaded.tokenizer
         self._tokenizer = HFTokenizer(tokenizer, self.model_id)
+        self._grammars: Any = None  # a GrammarCompiler, made on the first constrained request
         self.capabilities = Capabilities(
             batch=True,
             prefix_cache=True,
@@ -67,6 +100,9 @@ class LocalBackend:
             chat_template=bool(getattr(tokenizer, "chat_template", None)),
             streaming=True,
             seeded_sampling=True,
+            logprobs=True,
+            constrained_decoding=importlib.util.find_spec("llguidance") is not None,
+            sampling_penalties=True,
             max_context_tokens=self.loaded.max_positions,
         )
 
@@ -80,12 +116,18 @@ class LocalBackend:
         prompt_logprobs: bool = False,
         logprob_start: int = 0,
     ) -> list[Generation]:
+        sampling = self._checked(sampling)
         loop = asyncio.get_running_loop()
         sinks = [_FutureSink(loop) for _ in prompts]
-        group = [
-            self._request(p, sampling, sink, prompt_logprobs, logprob_start)
-            for p, sink in zip(prompts, sinks, strict=True)
-        ]
+        per_prompt = _seeds_per_copy(prompts, sampling)
+        # Rendering the chat template and tokenizing a long prompt take milliseconds: off the event loop.
+        group = await asyncio.to_thread(
+            lambda: [
+                self._request(p, s, sink, prompt_logprobs, logprob_start)
+                for p, s, sink in zip(prompts, per_prompt, sinks, strict=True)
+            ]
+        )
+        await self._attach_grammars(group)
         self._ensure_running()
         self.engine.submit(group)
         try:
@@ -100,17 +142,19 @@ class LocalBackend:
         return list(results)
 
     async def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
+        sampling = self._checked(sampling)
         loop = asyncio.get_running_loop()
         sink = _QueueSink(loop)
-        request = self._request(prompt, sampling, sink, False, 0)
+        request = await asyncio.to_thread(self._request, prompt, sampling, sink, False, 0)
+        await self._attach_grammars([request])
         self._ensure_running()
         self.engine.submit([request])
         try:
             while True:
                 kind, payload = await sink.queue.get()
                 if kind == "delta":
-                    text, ids = payload
-                    yield StreamChunk(text=text, token_ids=ids)
+                    text, ids, logprobs = payload
+                    yield StreamChunk(text=text, token_ids=ids, logprobs=logprobs)
                 elif kind == "done":
                     yield StreamChunk(text="", finish_reason=payload.finish_reason, usage=payload.usage)
                     return
@@ -149,6 +193,36 @@ class LocalBackend:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _checked(self, sampling: SamplingParams) -> SamplingParams:
+        """`sampling` with OpenAI names lifted out of `extra`, validated, with token ids checked against
+        this model's vocabulary (InvalidRequest names the field)."""
+        sampling = lift_openai_fields(sampling)
+        sampling.validate()
+        vocab = self.loaded.vocab_size
+        if any(t >= vocab for t in sampling.logit_bias):
+            raise InvalidRequest(f"logit_bias token ids must lie in [0, {vocab})", param="logit_bias")
+        if any(t >= vocab for t in sampling.stop_token_ids):
+            raise InvalidRequest(f"stop_token_ids must lie in [0, {vocab})", param="stop_token_ids")
+        if sampling.constraint is not None and not self.capabilities.constrained_decoding:
+            raise MissingDependency(
+                "constrained decoding needs the llguidance package (pip install llguidance)"
+            )
+        return sampling
+
+    async def _attach_grammars(self, group: list[EngineRequest]) -> None:
+        """Give each constrained request its own matcher, compiled (and cached) in a worker thread."""
+        constrained = [r for r in group if r.sampling.constraint is not None]
+        if not constrained:
+            return
+        if self._grammars is None:
+            from .engine.grammar import GrammarCompiler
+
+            self._grammars = GrammarCompiler(
+                self.loaded.tokenizer, self.loaded.vocab_size, self.loaded.stop_token_ids
+            )
+        for request in constrained:
+            request.grammar = await asyncio.to_thread(self._grammars.matcher, request.sampling.constraint)
+
     def _ensure_running(self) -> None:
         if not self.engine.alive:
             raise BackendError("the local engine thread has stopped", status=503, backend=self.name)
@@ -171,7 +245,6 @@ class LocalBackend:
     def _request(
         self, prompt: Prompt, sampling: SamplingParams, sink: Any, prompt_logprobs: bool, logprob_start: int
     ) -> EngineRequest:
-        _check_sampling(sampling)
         if prompt.embeds is not None:
             embeds = _as_tensor(prompt.embeds)
             if embeds.ndim != 2 or embeds.shape[1] != self.loaded.hidden_size:
@@ -198,13 +271,29 @@ class LocalBackend:
         return request
 
 
-def _check_sampling(sampling: SamplingParams) -> None:
-    if sampling.temperature < 0:
-        raise UnsupportedRequest("temperature must be >= 0")
-    if not 0 < sampling.top_p <= 1:
-        raise UnsupportedRequest("top_p must be in (0, 1]")
-    if sampling.max_tokens < 0:
-        raise UnsupportedRequest("max_tokens must be >= 0")
+def _seeds_per_copy(prompts: Sequence[Prompt], sampling: SamplingParams) -> list[SamplingParams]:
+    """The sampling of each prompt: with a seed, the i-th copy of the same prompt gets seed + i (vLLM's
+    rule for n > 1), so n choices differ but repeat; distinct prompts keep the seed as they would alone."""
+    if sampling.seed is None:
+        return [sampling] * len(prompts)
+    copies: dict[Any, int] = {}
+    out = []
+    for prompt in prompts:
+        key = _prompt_key(prompt)
+        copy = copies.get(key, 0)
+        copies[key] = copy + 1
+        out.append(sampling if copy == 0 else replace(sampling, seed=sampling.seed + copy))
+    return out
+
+
+def _prompt_key(prompt: Prompt) -> Any:
+    if prompt.embeds is not None:
+        return ("embeds", id(prompt.embeds))  # the same tensor object: a copy
+    if prompt.token_ids is not None:
+        return ("ids", tuple(prompt.token_ids))
+    if prompt.messages is not None:
+        return ("messages", json.dumps(prompt.messages, sort_keys=True, default=str))
+    return ("text", prompt.text)
 
 
 def _ignored_fields(sampling: SamplingParams) -> list[str]:
@@ -221,9 +310,9 @@ def _as_tensor(embeds: Any) -> Any:
 
 
 def _as_backend_error(error: BaseException) -> BaseException:
-    if isinstance(error, BackendError | UnsupportedRequest):
+    if isinstance(error, BackendError | UserError):
         return error
-    return BackendError(f"local engine error: {type(error).__name__}: {error}", status=500, backend="local")
+    return BackendError(f"local engine error: {type(error).__name__}: {error}", status=502, backend="local")
 
 
 class _FutureSink:
@@ -233,7 +322,7 @@ class _FutureSink:
         self.loop = loop
         self.future: asyncio.Future[Generation] = loop.create_future()
 
-    def on_delta(self, text: str, token_ids: list[int]) -> None:
+    def on_delta(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None = None) -> None:
         pass
 
     def on_done(self, result: Generation) -> None:
@@ -262,8 +351,8 @@ class _QueueSink:
         self.loop = loop
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-    def on_delta(self, text: str, token_ids: list[int]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("delta", (text, token_ids)))
+    def on_delta(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None = None) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("delta", (text, token_ids, logprobs)))
 
     def on_done(self, result: Generation) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, ("done", result))

@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 
-from ._remote import gather_all, load_tokenizer, request_json, sampling_fields, sse_events, timeout, where
+from ._remote import (
+    gather_all,
+    load_tokenizer,
+    openai_logprobs,
+    request_json,
+    sampling_fields,
+    sse_events,
+    timeout,
+    where,
+)
 from .base import (
     BackendError,
     Capabilities,
@@ -103,6 +112,11 @@ class OpenAICompatBackend:
             # apply_chat_template works only with a local tokenizer; messages work either way (server-rendered)
             chat_template=tokenizer is not None,
             streaming=True,
+            logprobs=True,
+            # sent as response_format and vLLM's guided_* / top_k / min_p / ...: the server decides whether
+            # it honours them (vLLM and SGLang do; a hosted API may refuse the vLLM extensions)
+            constrained_decoding=True,
+            sampling_penalties=True,
         )
 
     @property
@@ -178,7 +192,7 @@ class OpenAICompatBackend:
                 delta = choice.get("delta") or {}
                 text = delta.get("content") if path == "/chat/completions" else choice.get("text")
                 if text:
-                    yield StreamChunk(text=text)
+                    yield StreamChunk(text=text, logprobs=openai_logprobs(choice.get("logprobs")))
                 if choice.get("finish_reason"):
                     finish, _ = _finish_reason(choice["finish_reason"], self.name)
         if finish is None:
@@ -241,7 +255,7 @@ class OpenAICompatBackend:
             raise UnsupportedRequest("an OpenAI-compatible server takes no input embeddings")
         if prompt.token_ids == []:
             raise UnsupportedRequest("the prompt is empty")
-        body = openai_sampling(sampling)
+        body = openai_sampling(sampling, chat=prompt.messages is not None)
         if prompt.messages is not None:
             return "/chat/completions", {"messages": prompt.messages, **body}
         return "/completions", {
@@ -274,8 +288,12 @@ class OpenAICompatBackend:
             usage=usage_from_openai(data.get("usage")),
             latency_s=time.perf_counter() - started,
             notes=notes,
+            logprobs=openai_logprobs(choice.get("logprobs")),
         )
 
 
-def openai_sampling(sampling: SamplingParams) -> dict[str, Any]:
-    return sampling_fields(sampling, max_tokens="max_tokens", seed="seed")
+def openai_sampling(sampling: SamplingParams, *, chat: bool = True) -> dict[str, Any]:
+    fields = sampling_fields(sampling, max_tokens="max_tokens", seed="seed")
+    if not chat and fields.get("logprobs") is True:  # /completions takes the number of alternatives
+        fields["logprobs"] = fields.pop("top_logprobs", 0)
+    return fields

@@ -104,6 +104,9 @@ class SGLangBackend:
             token_ids=True,
             chat_template=tokenizer is not None,
             streaming=True,
+            logprobs=True,
+            constrained_decoding=True,  # SGLang's grammar backend (xgrammar by default: `grammar` is EBNF)
+            sampling_penalties=True,
         )
 
     @property
@@ -177,6 +180,7 @@ class SGLangBackend:
                 yield chunk
             return
         body = {field: value, "sampling_params": wire.sglang_sampling(sampling), "stream": True}
+        body.update(wire.logprob_fields(sampling))
         deltas, finished = wire.StreamDeltas(), False
         meta: dict[str, Any] = {}
         url = self.base_url + "/generate"
@@ -284,6 +288,7 @@ class SGLangBackend:
         self, field: str, inputs: list[Any], sampling: SamplingParams, logprob_start: int | None
     ) -> list[Generation]:
         body: dict[str, Any] = {field: inputs, "sampling_params": wire.sglang_sampling(sampling)}
+        body.update(wire.logprob_fields(sampling))
         if logprob_start is not None:
             # SGLang leaves out the token at logprob_start_len itself (it pads a None only at 0): ask
             # from one earlier; align_prompt_logprobs blanks what lies before logprob_start.
@@ -302,7 +307,14 @@ class SGLangBackend:
             raise BackendError(f"SGLang answered a batch of {len(inputs)} prompts with something else")
         known_ids = inputs if field == "input_ids" else [None] * len(inputs)
         return [
-            wire.generation_of(out, ids, sampling.max_tokens, logprob_start, latency_s)
+            wire.generation_of(
+                out,
+                ids,
+                sampling.max_tokens,
+                logprob_start,
+                latency_s,
+                with_logprobs="return_logprob" in body,
+            )
             for out, ids in zip(outputs, known_ids, strict=True)
         ]
 

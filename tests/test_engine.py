@@ -4,80 +4,24 @@ the same tokens as that prompt decoded alone by plain transformers `generate`.""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from backend.base import Generation, SamplingParams
+from backend.base import SamplingParams
 from backend.engine.model import LoadedModel
 from backend.engine.prefix_cache import PrefixCache
 from backend.engine.requests import EngineRequest
 from backend.engine.scheduler import Engine
 
+from .engine_doubles import Collect, tiny_llama
+
 
 @pytest.fixture(scope="module")
 def tiny(local_backend) -> LoadedModel:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    tokenizer = local_backend.loaded.tokenizer
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=None,
-        bos_token_id=None,
-        pad_token_id=0,
-    )
-    model = LlamaForCausalLM(config).eval()
-    model.requires_grad_(False)
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        path=local_backend.loaded.path,
-        device=torch.device("cpu"),
-        dtype=torch.float32,
-        num_layers=2,
-        kv_heads=2,
-        head_dim=16,
-        hidden_size=64,
-        max_positions=512,
-        stop_token_ids=frozenset(),
-        pad_token_id=0,
-        lock=threading.Lock(),
-    )
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Generation | None = None
-        self.error: BaseException | None = None
-        self.deltas: list[str] = []
-
-    def on_delta(self, text: str, token_ids: list[int]) -> None:
-        self.deltas.append(text)
-
-    def on_done(self, result: Generation) -> None:
-        self.result = result
-        self.done.set()
-
-    def on_error(self, error: BaseException) -> None:
-        self.error = error
-        self.done.set()
-
-    def wait(self) -> Generation:
-        assert self.done.wait(60)
-        assert self.error is None, self.error
-        assert self.result is not None
-        return self.result
+    return tiny_llama(local_backend.loaded.tokenizer, local_backend.loaded.path)
 
 
 def solo_greedy(

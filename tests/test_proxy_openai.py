@@ -111,11 +111,17 @@ def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
 
 def test_unknown_request_fields_pass_through_and_are_reported(client: openai.OpenAI) -> None:
     response = client.chat.completions.create(
-        model="default", messages=CHAT, max_tokens=4, frequency_penalty=0.5, user="someone"
+        model="default",
+        messages=CHAT,
+        max_tokens=4,
+        frequency_penalty=0.5,
+        user="someone",
+        extra_body={"mirostat_tau": 5.0},
     )
     notes = response.model_extra["promptfold"]["notes"]
-    assert any("frequency_penalty" in n for n in notes)
+    assert any("mirostat_tau" in n for n in notes)
     assert not any("user" in n for n in notes)  # describes the client; not forwarded
+    assert not any("frequency_penalty" in n for n in notes)  # the local engine honours it now
 
 
 def test_bypass_header_skips_promptfold(client: openai.OpenAI) -> None:

@@ -37,6 +37,11 @@ class LoadedModel:
     def embedding(self) -> torch.nn.Embedding:
         return self.model.get_input_embeddings()
 
+    @property
+    def vocab_size(self) -> int:
+        """Width of the logits (may exceed the tokenizer's words when the embedding is padded)."""
+        return int(self.model.lm_head.weight.shape[0])
+
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         return self.embedding(token_ids.to(self.device))
 

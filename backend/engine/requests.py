@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
-from ..base import Generation, SamplingParams
+from ..base import Generation, SamplingParams, TokenLogprob
+
+if TYPE_CHECKING:
+    from .grammar import RowGrammar
 
 
 class Sink(Protocol):
-    """Receives one request's output. Called from the engine thread: implementations must be thread-safe."""
+    """Receives one request's output. Called from the engine thread: implementations must be thread-safe.
 
-    def on_delta(self, text: str, token_ids: list[int]) -> None: ...
+    Exactly one of on_done / on_error is called, once. `on_delta` gets a third argument, the tokens'
+    logprobs, only for requests that asked for them (so a sink that never asks may take two).
+    """
+
+    def on_delta(
+        self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None = None
+    ) -> None: ...
 
     def on_done(self, result: Generation) -> None: ...
 
@@ -32,6 +41,7 @@ class EngineRequest:
     embeds: torch.Tensor | None = None
     prompt_logprobs: bool = False
     logprob_start: int = 0
+    grammar: RowGrammar | None = None  # the constraint's matcher, built off the engine thread
     submitted_at: float = field(default_factory=time.perf_counter)
     cancelled: bool = False  # set by the caller (client went away); the engine drops the row next step
 

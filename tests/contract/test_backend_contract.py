@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from backend import Backend, BackendError, Prompt, SamplingParams, UnsupportedRequest
+from backend import Backend, BackendError, Constraint, Prompt, SamplingParams, UnsupportedRequest
 
 GREEDY = SamplingParams(temperature=0, max_tokens=16)
 PARAGRAPH = (
@@ -59,6 +59,28 @@ async def test_same_seed_gives_the_same_sample(backend: Backend) -> None:
     [a] = await backend.generate([prompt], sampling)
     [b] = await backend.generate([prompt], sampling)
     assert a.text == b.text
+
+
+async def test_answer_logprobs_come_with_every_token(backend: Backend) -> None:
+    if not backend.capabilities.logprobs:
+        pytest.skip("backend has no answer logprobs")
+    sampling = SamplingParams(temperature=0, max_tokens=6, logprobs=True, top_logprobs=3)
+    [result] = await backend.generate([Prompt.from_text("The capital of France is")], sampling)
+    assert result.logprobs is not None and len(result.logprobs) == result.usage.completion_tokens
+    for entry in result.logprobs:
+        assert math.isfinite(entry.logprob) and entry.logprob <= 1e-4
+        tops = [t.logprob for t in entry.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True)
+        assert entry.logprob <= tops[0] + 0.2  # greedy picked (about) the best
+
+
+async def test_a_choice_constraint_is_obeyed(backend: Backend) -> None:
+    if not backend.capabilities.constrained_decoding:
+        pytest.skip("backend has no constrained decoding")
+    choices = ["red", "green", "blue"]
+    sampling = SamplingParams(temperature=1.0, max_tokens=8, seed=4, constraint=Constraint.choice(choices))
+    results = await backend.generate([Prompt.from_text("My favourite colour is")] * 2, sampling)
+    assert all(r.text in choices for r in results), [r.text for r in results]
 
 
 async def test_max_tokens_bounds_the_answer(backend: Backend) -> None:

@@ -1,7 +1,7 @@
 """FAKE OpenAI-compatible server for tests (stands in for vLLM, `transformers serve` or a hosted API).
 
 Routes under /v1: GET /models, POST /chat/completions and /completions (prompt as a string or a list of
-token ids), both with `stream: true` (SSE, `data: [DONE]` last, a usage chunk with
+token ids, `logprobs` in each route's shape: -0.1 for every answer character), both with `stream: true` (SSE, `data: [DONE]` last, a usage chunk with
 `stream_options.include_usage`). It requires `Authorization: Bearer <api_key>` when `api_key` is set,
 reports `usage.prompt_tokens_details.cached_tokens` from a real memory of earlier prompts, and can be
 told to fail its next request (`fail_next = (status, message)`). Answers come from `toy_model`.
@@ -127,6 +127,8 @@ class FakeOpenAIServer:
                 self._sse(out, finish, usage, include_usage, chat), media_type="text/event-stream"
             )
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if body.get("logprobs"):
+            choice["logprobs"] = _logprobs(out.ids, body, chat=chat)
         if chat:
             choice["message"] = {"role": "assistant", "content": out.text}
         else:
@@ -152,3 +154,21 @@ class FakeOpenAIServer:
         if include_usage:
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"
+
+
+def _logprobs(ids: list[int], body: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+    """The answer's logprobs in the OpenAI shape of the route (chat: content list; completions: arrays)."""
+    if chat:
+        top = int(body.get("top_logprobs") or 0)
+        return {
+            "content": [
+                {"token": chr(t), "logprob": -0.1, "top_logprobs": [{"token": chr(t), "logprob": -0.1}][:top]}
+                for t in ids
+            ]
+        }
+    top = int(body["logprobs"])
+    return {
+        "tokens": [chr(t) for t in ids],
+        "token_logprobs": [-0.1 for _ in ids],
+        "top_logprobs": [{chr(t): -0.1} if top else {} for t in ids],
+    }

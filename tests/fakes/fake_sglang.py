@@ -7,7 +7,8 @@ GPU runs show them:
   (max_new_tokens 0 allowed, stop strings trimmed); `meta_info` with prompt/completion/cached tokens and
   finish_reason {"type": "stop"|"length"|"abort", ...}; `return_logprob` + `logprob_start_len` giving
   `input_token_logprobs` entries [logprob, token_id, null] for positions logprob_start_len+1 .. end,
-  with a [null, first_id, null] entry in front only when logprob_start_len is 0 (as SGLang does);
+  with a [null, first_id, null] entry in front only when logprob_start_len is 0 (as SGLang does), and
+  `output_token_logprobs` (+ `output_top_logprobs` with `top_logprobs_num`) for the answer;
   `stream: true` as SSE with cumulative text and output_ids (incremental with `incremental_stream`),
   ending with `data: [DONE]`.
 - cached_tokens from a real memory of earlier prompts (the radix cache); as with SGLang's default fcfs
@@ -152,7 +153,14 @@ class FakeSGLangServer(FakeOpenAIServer):
             start = len(ids) - 1 if start < 0 else start  # -1: output logprobs only
             entries = [[toy.prompt_logprob(ids, i), ids[i], None] for i in range(start + 1, len(ids))]
             meta["input_token_logprobs"] = ([[None, ids[0], None]] if start == 0 else []) + entries
-            meta["output_token_logprobs"] = [[-0.1, t, None] for t in out.ids]
+            text = bool(body.get("return_text_in_logprobs"))
+            meta["output_token_logprobs"] = [[-0.1, t, chr(t) if text else None] for t in out.ids]
+            top = int(body.get("top_logprobs_num") or 0)
+            if top:  # the chosen token first, then made-up runners-up
+                meta["output_top_logprobs"] = [
+                    [[-0.1, t, chr(t) if text else None]] + [[-3.0 - k, 97 + k, None] for k in range(top - 1)]
+                    for t in out.ids
+                ]
         return {"text": out.text, "output_ids": out.ids, "meta_info": meta}
 
     async def _stream(self, ids: list[int], out: toy.Decoded, cached: int) -> AsyncIterator[bytes]:
