@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from .scorer import Scorer, ScoreRequest, TokenScores
+from .scorer import WANTED, Scorer, ScoreRequest, ScoringAbandoned, TokenScores
 
 Waiting = list[tuple[list[ScoreRequest], "asyncio.Future[list[TokenScores]]"]]
 
@@ -84,8 +84,13 @@ class SharedScorer:
 
     async def _run(self, batch: Waiting) -> None:
         self.calls += 1
+        # A scorer that works in steps (LocalScorer: one forward per group of rows) stops between steps
+        # once every caller of this batch has gone (a client that disconnected frees the model).
+        WANTED.set(lambda: any(not future.cancelled() for _, future in batch))
         try:
             scores = await self.inner.score([r for requests, _ in batch for r in requests])
+        except ScoringAbandoned:
+            pass  # nobody is waiting for these scores
         except Exception as error:  # every caller of this batch learns of the failure
             for _, future in batch:
                 if not future.done():

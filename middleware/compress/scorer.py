@@ -17,8 +17,9 @@ Compression code never loads a model itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -65,6 +66,17 @@ class Scorer(Protocol):
 
 
 START_TEXT = "\n"  # what an empty prefix becomes, so that the first token of a text is predicted too
+
+# Whether anyone still waits for the scores being computed; a scorer that works in steps asks between
+# steps. Set by SharedScorer for the batch it runs (a context variable: asyncio.to_thread carries it into
+# the worker thread).
+WANTED: contextvars.ContextVar[Callable[[], bool]] = contextvars.ContextVar(
+    "scores_wanted", default=lambda: True
+)
+
+
+class ScoringAbandoned(Exception):
+    """Every caller of a scoring batch went away; the scorer stopped between forwards."""
 
 
 # --- local: a transformers model in this process --------------------------------------------------------
@@ -127,7 +139,10 @@ class LocalScorer:
         lengths = [len(p) + len(ids) for p, (ids, _) in zip(prefixes, texts, strict=True)]
         results: list[TokenScores | None] = [None] * len(requests)
         order = sorted(range(len(requests)), key=lengths.__getitem__)
+        wanted = WANTED.get()
         for group in _pack(order, lengths, self.max_batch_tokens):
+            if not wanted():
+                raise ScoringAbandoned("every caller of this scoring batch went away")
             nll = self._forward([(prefixes[i], texts[i][0]) for i in group])
             for i, values in zip(group, nll, strict=True):
                 results[i] = TokenScores(texts[i][0], texts[i][1], values)
