@@ -2,7 +2,8 @@
 
 By default the system prompt and the last user question are left intact, and so is any message
 shorter than `min_message_tokens`. A long last user message (documents followed by a question) keeps
-its final paragraph, the question, and offers the paragraphs before it as context. Roles are never
+its final paragraph, the question, and a short opening instruction (`task.find_task`), and offers the
+paragraphs between them as context. Roles are never
 touched: only message contents change.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from .document import Document, Segment, passages_of
 from .options import CompressInputError, CompressOptions
 from .spans import split_markup
+from .task import find_task
 
 
 def from_messages(
@@ -36,13 +38,24 @@ def from_messages(
             count_tokens(content) < options.min_message_tokens
         )
         if index == last_user:
-            body, asked = _split_question(content)
-            question = asked.strip() or None
+            task = find_task(content, options.question, last_paragraph_asks=True)
+            question = task.question.strip() or None
+            instruction, body, asked = task.instruction, task.context, task.question_separator + task.question
             if options.compress_question:
-                body, asked = content, ""
-            elif not body.strip() or fixed:
+                instruction, body, asked = "", content, ""
+            elif not (instruction + body).strip() or fixed:
                 segments.append(Segment(content, "question", rate=1.0, message=index))
                 continue
+            if instruction:  # the task's instruction opening the message stays, as the question does
+                segments.append(
+                    Segment(
+                        instruction,
+                        "instruction",
+                        rate=1.0,
+                        message=index,
+                        separator=task.instruction_separator,
+                    )
+                )
             added = _context(body, index, passage)
             passage += sum(1 for s in added if s.passage is not None)
             segments.extend(added)
@@ -70,14 +83,3 @@ def _context(text: str, message: int, first_passage: int) -> list[Segment]:
             segments.append(segment)
             passage += 1
     return segments
-
-
-def _split_question(content: str) -> tuple[str, str]:
-    """(context, question): the question is the last paragraph (after the last blank line), else the
-    last line, when the message has more than one."""
-    stripped = content.rstrip()
-    for breaker in ("\n\n", "\n"):
-        at = stripped.rfind(breaker)
-        if at > 0:
-            return content[:at], content[at:]
-    return "", content
