@@ -161,16 +161,11 @@ def consistent(units: list[Unit], kept: list[bool]) -> list[bool]:
     for index, unit in enumerate(units):
         if unit.parent is not None and unit.parent in members and unit.parent not in alive:
             kept[index] = unit.always
-    # a kept pair around nothing kept is dropped: "()" or "<b></b>" say nothing
-    inside = np.cumsum([0] + [int(k and u.kind != "break") for u, k in zip(units, kept, strict=True)])
-    for indices in members.values():
+    # a kept pair around nothing kept is dropped: "()" or "<b></b>" say nothing (inner pairs first)
+    pairs = [ix for ix in members.values() if units[ix[0]].kind in _PAIRED and len(ix) > 1 and kept[ix[0]]]
+    for indices in sorted(pairs, key=lambda ix: ix[-1] - ix[0]):
         first, last = indices[0], indices[-1]
-        if (
-            units[first].kind in _PAIRED
-            and kept[first]
-            and last > first
-            and inside[last] == inside[first + 1]
-        ):
+        if not any(kept[i] and units[i].kind != "break" for i in range(first + 1, last)):
             for i in indices:
                 kept[i] = units[i].always
     return kept
