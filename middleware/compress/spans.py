@@ -7,6 +7,7 @@ Three kinds:
   members are compressed as JSON (`structure/jsonblock.py`);
 - *atomic* spans are kept or dropped whole, never cut: numbers with their sign, separators, decimals,
   currency and attached units ("$1,200", "3.5 km", "36%", "10:30"), equations ("25*2= 50"), HTML tags,
+  lines of unfenced source code and markup directives (".. code-block:: bash"),
   URLs, e-mail addresses and IDs (words mixing letters and digits, "ABC-123", hex hashes, UUIDs);
 - *paired* spans: an opening tag and its closing tag, two brackets, quotes or emphasis markers, are kept
   or dropped together (`structure/markup.py`).
@@ -23,11 +24,24 @@ from typing import Literal
 
 from .structure.blocks import FENCED, fence_json_body, json_blocks
 from .structure.blocks import json_spans as json_spans  # where it used to live
-from .structure.markup import INLINE_CODE, TAG, delimiter_pairs, tag_pairs
+from .structure.code import code_lines
+from .structure.markup import DIRECTIVE, INLINE_CODE, TAG, delimiter_pairs, tag_pairs
 from .structure.reasoning import ANSWER_LINE, EQUATION
 
 SpanKind = Literal[
-    "code", "json", "role", "marker", "answer", "tag", "equation", "pair", "number", "url", "email", "id"
+    "code",
+    "json",
+    "line",
+    "role",
+    "marker",
+    "answer",
+    "tag",
+    "equation",
+    "pair",
+    "number",
+    "url",
+    "email",
+    "id",
 ]
 # kept verbatim ("json" is a whole JSON value: its own units decide what stays, see structure/jsonblock)
 KEPT_KINDS: frozenset[str] = frozenset({"code", "json", "role", "marker", "answer"})
@@ -48,7 +62,7 @@ class Span:
 _ROLE = re.compile(r"(?im)^[ \t]*(?:system|user|assistant|human|ai|tool|developer)[ \t]*:")
 _MARKER = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>")
 _URL = re.compile(
-    r"\b(?:https?|ftp)://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]|\bwww\.[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
+    r"\b(?:https?|ftp)://[^\s<>\"'`\[\]]+[^\s<>\"'`\[\].,;:!?)}]|\bwww\.[^\s<>\"'`\[\]]+[^\s<>\"'`\[\].,;:!?)}]"
 )
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _UNITS = (
@@ -106,6 +120,10 @@ def protected_spans(text: str) -> list[Span]:
             add(start, end, "json")
     for start, end in codes:
         add(start, end, "code")
+    for start, end in code_lines(text):  # unfenced source code: whole lines
+        add(start, end, "line")
+    for match in DIRECTIVE.finditer(text):  # ".. code-block:: bash", "[1]: https://..."
+        add(match.start(), match.end(), "line")
     for match in _MARKER.finditer(text):
         add(match.start(), match.end(), "marker")
     tags = [m.span() for m in TAG.finditer(text) if not any(busy[m.start() : m.end()])]

@@ -1,4 +1,5 @@
-"""Structured blocks found on the whole text, before anything cuts it: fenced code and JSON values.
+"""Structured blocks found on the whole text, before anything cuts it: fenced code, JSON values and
+unfenced source code.
 
 Passages, lines and sentences are never cut inside a block (`no_cut_spans`); units are built per block
 (`json_blocks` for the JSON ones). A fenced block whose body is one JSON value is JSON: its fence lines
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+
+from .code import code_regions
 
 FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
 _OPENER = re.compile(r"[\[{]")
@@ -70,7 +73,9 @@ def fence_json_body(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 def no_cut_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) spans no passage, line or sentence cut may fall inside: code fences and JSON values."""
+    """[start, end) spans no passage, line or sentence cut may fall inside: code fences, JSON values and
+    unfenced source code."""
     spans = [m.span() for m in FENCED.finditer(text)]
     spans += [(s, e) for s, e in json_blocks(text) if not any(a <= s and e <= b for a, b in spans)]
+    spans += [(s, e) for s, e in code_regions(text) if not any(a < e and s < b for a, b in spans)]
     return sorted(spans)

@@ -3,7 +3,7 @@
 - An HTML tag (`<a href="...">`, `<img src="x.png" alt='HTTPX'>`) is one unit, so a URL inside an
   attribute keeps its quotes and the tag its brackets; an opening tag and its closing tag are a pair.
 - Inline code is one kept span, however many backticks open it (RST's ``` ``skipkeys`` ```).
-- Brackets, quotes, emphasis markers (`**`, `__`, `~~`, `*`, `_`) and bidi embeddings / isolates
+- Brackets, quotes, emphasis markers (`**`, `__`, `~~`, `*`, `_`), RST substitutions (`|name|`) and bidi embeddings / isolates
   (U+202A..U+202E with U+202C, U+2066..U+2068 with U+2069) found on one line (bidi: anywhere) are
   pairs: their two halves are kept or dropped together, and a kept pair with nothing kept inside it
   is dropped at rendering.
@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 
 TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][\w:.-]*(?:\s+(?:[^<>\"']|\"[^\"]*\"|'[^']*')*)?/?>", re.S)
+# RST directives, comments and link targets, Markdown reference definitions: one line each
+DIRECTIVE = re.compile(r"(?m)^[ \t]*(?:\.\.[ \t]+\S[^\n]*|\[[^\]\n]+\]:[ \t]+\S[^\n]*)")
 INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
 _VOID = frozenset(
     [
@@ -41,6 +43,7 @@ _EMPHASIS = re.compile(
     r"|(?<!~)(~~)(?=\S)[^\n]*?(?<=\S)~~(?!~)"
     r"|(?<![*\w])(\*)(?=[^\s*])[^\n*]*?(?<=[^\s*])\*(?![*\w])"
     r"|(?<![_\w])(_)(?=[^\s_])[^\n_]*?(?<=[^\s_])_(?![_\w])"
+    r"|(?<![|\w])(\|)(?=[^\s|])[^\n|]*?(?<=[^\s|])\|(?![|\w])"  # RST substitutions: |name|
 )
 _SINGLE_QUOTED = re.compile(r"(?<![\w'])'(?=\w)[^'\n]*?(?<=[\w.!?,)])'(?![\w'])")
 _BRACKETS = {")": "(", "]": "[", "}": "{"}
