@@ -5,7 +5,8 @@ The value is walked with the standard library's decoder (`raw_decode` for every 
 escapes and numbers are read exactly as `json.loads` reads them); the walk only adds the positions that
 `json` does not report. Each member (a key with its value, or an array item) is a group of units kept or
 dropped together; a nested member needs its parent kept. A string value of more than LONG_STRING_WORDS
-words is pruned word by word inside its quotes (split at spaces, so an escape is never cut). A small
+words is pruned word by word inside its quotes (split at spaces, so an escape is never cut; the words
+holding two halves of a pair, or one ``literal``, go together). A small
 value (at most SMALL_MEMBERS members, an inline config) keeps all its members and prunes only inside its
 strings. Rendering writes the kept members with the original separators and layout; whatever was
 dropped, the text is checked with `json.loads`, and the original value is written if that ever fails.
@@ -17,6 +18,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
+
+from .markup import INLINE_CODE, delimiter_pairs
 
 SMALL_MEMBERS = 8
 LONG_STRING_WORDS = 6
@@ -179,12 +182,11 @@ def _member_specs(
     if value.kind == "string" and (small or _words(text, value) > LONG_STRING_WORDS):
         head(value.start + 1)
         inner_parent = group if group is not None else parent
-        for word in _STRING_WORD.finditer(text, value.start + 1, value.end - 1):
-            value.words.append(word.span())
-            out.append(UnitSpec(word.start(), word.end(), "word", False, None, inner_parent))
+        value.words = [w.span() for w in _STRING_WORD.finditer(text, value.start + 1, value.end - 1)]
+        ties = _ties(text, value.start + 1, value.end - 1, value.words, groups)
+        for index, (start, end) in enumerate(value.words):
+            out.append(UnitSpec(start, end, "word", False, ties.get(index), inner_parent))
         out.append(UnitSpec(value.end - 1, value.end, "json", always, group, parent))
-        if always:  # a small value's member is no group: it stays as its parent's structure
-            member.group = -1
         return
     if value.kind in ("string", "scalar") or not value.members:
         head(value.end)
@@ -193,6 +195,33 @@ def _member_specs(
     for child in value.members:
         _member_specs(text, child, group if group is not None else parent, small, groups, out)
     out.append(UnitSpec(value.members[-1].value.end, value.end, "json", always, group, parent))
+
+
+def _ties(text: str, start: int, end: int, words: list[tuple[int, int]], groups: list[int]) -> dict[int, int]:
+    """Words of a string value that must go together: those holding the two halves of a pair (brackets,
+    quotes, emphasis) or one inline-code span (RST's ``literal`` in a description). Word index -> group."""
+    content = text[start:end]
+    links: list[tuple[int, int]] = []  # [start, end) in `content` whose words are tied
+    for match in INLINE_CODE.finditer(content):
+        links.append(match.span())
+    taken = [False] * len(content)
+    for a, b in links:
+        taken[a:b] = [True] * (b - a)
+    for first, second in delimiter_pairs(content, taken):
+        links.append((first[0], second[1]))
+    owner: dict[int, int] = {}
+    for a, b in links:
+        tied = [i for i, (ws, we) in enumerate(words) if ws - start < b and a < we - start]
+        known = {owner[i] for i in tied if i in owner}
+        group = min(known) if known else groups[0]
+        if not known:
+            groups[0] += 1
+        for i, g in list(owner.items()):
+            if g in known:
+                owner[i] = group
+        for i in tied:
+            owner[i] = group
+    return owner
 
 
 def _words(text: str, node: Node) -> int:
