@@ -309,6 +309,8 @@ class Bench:
         return result.text
 
     def theirs(self, key: str, task: dict) -> str:
+        if key not in self.cache and self.cache_path.exists():  # another run may have filled it since
+            self.cache = json.loads(self.cache_path.read_text())
         if key not in self.cache:
             if self._llmlingua is None:
                 from backend.models import smollm2_folder
