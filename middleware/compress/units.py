@@ -17,7 +17,13 @@ import numpy as np
 import regex
 
 from .spans import Span, protected_spans
-from .structure.graphemes import cluster_starts, needs_space, split_ideographic
+from .structure.graphemes import (
+    cluster_starts,
+    has_ideographs,
+    needs_space,
+    simple_clusters,
+    split_ideographic,
+)
 from .structure.jsonblock import JsonBlock, parse, unit_specs
 
 ATOMIC_KINDS = frozenset({"number", "url", "email", "id", "equation"})
@@ -81,6 +87,7 @@ def split_units(text: str, *, keep_all: bool = False) -> list[Unit]:
 
 
 def _plain_units(text: str, start: int, end: int, out: list[Unit]) -> None:
+    ideographic = has_ideographs(text, start, end)
     at = start
     while at < end:
         brk = _BREAK.match(text, at, end)
@@ -90,6 +97,10 @@ def _plain_units(text: str, start: int, end: int, out: list[Unit]) -> None:
             continue
         word = _WORD.match(text, at, end)
         if word and word.end() > at:
+            if not ideographic:
+                out.append(Unit(at, word.end(), "word"))
+                at = word.end()
+                continue
             for piece in split_ideographic(word.group()):  # Han and kana: one ideograph, one word
                 out.append(Unit(at, at + len(piece), "word"))
                 at += len(piece)
@@ -100,7 +111,7 @@ def _plain_units(text: str, start: int, end: int, out: list[Unit]) -> None:
 
 def _whole_clusters(text: str, units: list[Unit]) -> list[Unit]:
     """Units merged where a boundary falls inside a grapheme cluster (an emoji's joiner, a keycap)."""
-    if text.isascii() and "\r" not in text:
+    if simple_clusters(text):
         return units
     starts = cluster_starts(text)
     merged: list[Unit] = []

@@ -29,6 +29,24 @@ def cluster_starts(text: str, start: int = 0, end: int | None = None) -> set[int
     return starts
 
 
+# what can join two code points into one cluster: marks, joiners and other format characters, variation
+# selectors, emoji modifiers and flags, Hangul jamo, prepended marks, CR LF
+_JOINING = regex.compile(
+    r"[\p{M}\p{Cf}\p{Emoji_Modifier}\p{Regional_Indicator}\p{Hangul_Syllable_Type=L}"
+    r"\p{Hangul_Syllable_Type=V}\p{Hangul_Syllable_Type=T}\p{Hangul_Syllable_Type=LV}"
+    r"\p{Hangul_Syllable_Type=LVT}\p{Grapheme_Cluster_Break=Prepend}\r]"
+)
+
+
+def simple_clusters(text: str) -> bool:
+    """True when every code point of `text` is a cluster of its own (nothing that joins them)."""
+    return not _JOINING.search(text)
+
+
+def has_ideographs(text: str, start: int = 0, end: int | None = None) -> bool:
+    return bool(_IDEOGRAPHIC.search(text, start, len(text) if end is None else end))
+
+
 def split_ideographic(word: str) -> list[str]:
     """A word run cut at UAX #29 word boundaries when it holds Han or kana; else the run whole."""
     if not _IDEOGRAPHIC.search(word):

@@ -99,10 +99,12 @@ def delimiter_pairs(text: str, taken: list[bool]) -> list[Pair]:
             claim(pair)
     line_start = 0
     for line in text.split("\n"):
-        _line_pairs(line, line_start, taken, claim)
+        if _DELIMITER.search(line):
+            _line_pairs(line, line_start, taken, claim)
         line_start += len(line) + 1
     stack: list[tuple[int, str]] = []
-    for index, char in enumerate(text):
+    for found in _BIDI.finditer(text):
+        index, char = found.start(), found.group()
         if taken[index]:
             continue
         if char in _BIDI_OPEN:
@@ -117,6 +119,8 @@ def delimiter_pairs(text: str, taken: list[bool]) -> list[Pair]:
 
 
 _CURLY = {"“": "”", "‘": "’", "«": "»", "„": "“", "‹": "›"}
+_DELIMITER = re.compile(r"[()\[\]{}\"“”‘’«»„‹›]")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def _line_pairs(line: str, offset: int, taken: list[bool], claim: Callable[[Pair], None]) -> None:
@@ -124,7 +128,8 @@ def _line_pairs(line: str, offset: int, taken: list[bool], claim: Callable[[Pair
     brackets: list[tuple[int, str]] = []
     curly: list[tuple[int, str]] = []  # open curly quotes and the character that closes each
     straight: int | None = None
-    for i, char in enumerate(line):
+    for found in _DELIMITER.finditer(line):
+        i, char = found.start(), found.group()
         at = offset + i
         if taken[at]:
             continue
