@@ -721,6 +721,9 @@ def write_tables(data: dict, args: argparse.Namespace, command: str) -> None:
         "nats, an instruction is at most 600 characters and a fifth of the context. Tried on dev and not kept: "
         "ranking sentences instead of documents below rate 0.2 (NQ dev at 0.1: 32/36 gold kept vs 30/36, within "
         "noise, for a ranking of ~100 sentences instead of 20 documents).",
+        "- Real documents: 'spaces put in CJK' counts ideograph-space-ideograph in the output beyond the original's; "
+        "a space the original had beside a dropped Latin word or quote counts too (the 1 in the Chinese README: "
+        '`增加 "桔子" 词组` -> `增 词组`, where the quoted pair was dropped whole).',
         "",
     ]
     speed = data.get("speed", {})
@@ -728,7 +731,9 @@ def write_tables(data: dict, args: argparse.Namespace, command: str) -> None:
         lines.append(
             "Compression speed over this run (original tokens / seconds): "
             + ", ".join(f"{side} {t / s:.0f} tokens/s" for side, (t, s) in speed.items() if s)
-            + "."
+            + ". The shared machine was loaded by other work (load average 8-14 on its 2 cores during the "
+            "2026-11-30 run), so these are no speed figures: `bench/compress_speed.py` compares two checkouts "
+            "side by side."
         )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
