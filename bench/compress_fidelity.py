@@ -728,6 +728,18 @@ def write_tables(data: dict, args: argparse.Namespace, command: str) -> None:
         '`增加 "桔子" 词组` -> `增 词组`, where the quoted pair was dropped whole).',
         "",
     ]
+    if "speed_ab" in data:
+        ab = data["speed_ab"]
+        lines += [
+            f"Throughput side by side (`{ab['command']}`, alternating turns, median of {ab['rounds']} rounds, "
+            "original tokens per second): "
+            + "; ".join(
+                f"{name}: {', '.join(f'{t} {v}' for t, v in by.items())}"
+                for name, by in ab["medians"].items()
+            )
+            + f". {ab['note']}",
+            "",
+        ]
     speed = data.get("speed", {})
     if speed:
         lines.append(
