@@ -2,8 +2,9 @@
 
 - `sentence_spans`: the sentences of a text as character spans (retrieval chunks by them, compression
   cuts a lone passage into them);
-- `last_user_index`, `question_line`, `split_trailing_question`: the question of a chat request, as the
-  stages look for it (the last user message; a `Question:` line; else its last paragraph or line).
+- `last_user_index`, `question_line`: where the question of a chat request is (the last user message; a
+  `Question:` line). Compression's reading of a whole prompt (instruction, context, question) is
+  `middleware/compress/task.py`.
 """
 
 from __future__ import annotations
@@ -92,17 +93,6 @@ def question_line(text: str) -> str | None:
         if line.strip().lower().startswith("question:"):
             return line.split(":", 1)[1].strip()
     return None
-
-
-def split_trailing_question(content: str) -> tuple[str, str]:
-    """(context, question): the question is the last paragraph (after the last blank line), else the
-    last line, when the message has more than one; context + question == content."""
-    stripped = content.rstrip()
-    for breaker in ("\n\n", "\n"):
-        at = stripped.rfind(breaker)
-        if at > 0:
-            return content[:at], content[at:]
-    return "", content
 
 
 def _ends_with_abbreviation(text: str, dot: int) -> bool:

@@ -165,3 +165,29 @@ def test_the_serving_backend_can_score_through_prompt_logprobs(url: str) -> None
     body = response.json()
     assert abs(body["usage"]["ratio"] - 0.5) <= 0.05
     assert compress_report(body)["details"]["scorer"] == "backend"
+
+
+WHOLE_INSTRUCTION = (
+    "Write a high-quality answer for the given question using only the provided search results."
+)
+WHOLE_QUESTION = "Question: how much did revenue grow in the third quarter\nAnswer:"
+WHOLE_PROMPT = WHOLE_INSTRUCTION + "\n\n" + REPORT.replace("\n\n", "\n") + "\n\n" + WHOLE_QUESTION
+
+
+def test_the_proxy_keeps_the_instruction_and_question_of_a_whole_prompt(url: str) -> None:
+    question = "how much did revenue grow in the third quarter"
+    for compress in ({"rate": 0.3, "question": question}, {"rate": 0.3}):
+        response = httpx.post(
+            f"{url}/v1/compress", json={"prompt": WHOLE_PROMPT, "compress": compress}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        text = response.json()["prompt"]
+        assert text.startswith(WHOLE_INSTRUCTION + "\n\n") and text.endswith("\n\n" + WHOLE_QUESTION)
+        assert len(text) < 0.6 * len(WHOLE_PROMPT)
+    chat = [{"role": "user", "content": WHOLE_PROMPT}]
+    response = httpx.post(
+        f"{url}/v1/compress", json={"messages": chat, "compress": {"rate": 0.3}}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    content = response.json()["messages"][0]["content"]
+    assert content.startswith(WHOLE_INSTRUCTION + "\n\n") and content.endswith("\n\n" + WHOLE_QUESTION)

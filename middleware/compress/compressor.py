@@ -28,7 +28,7 @@ from typing import Any
 from ..tokens import TokenCounter
 from . import fine
 from .coarse import PassageRanker
-from .document import Document, finer_passages, from_parts
+from .document import Document, finer_passages, from_parts, from_prompt
 from .options import CompressInputError, CompressOptions
 from .plans import Offload, Plan, Prepared, plain_plan, question_aware_plan
 from .result import CompressionResult, Piece
@@ -68,7 +68,8 @@ class Compressor:
     async def compress_text(self, text: str, options: CompressOptions) -> CompressionResult:
         if not isinstance(text, str):
             raise CompressInputError("the input must be text", param="text")
-        document = from_parts(text, instruction=options.instruction or "")
+        # a whole prompt keeps its task: the instruction and the question found in it stay verbatim
+        document = from_prompt(text, instruction=options.instruction, question=options.question)
         return await self.compress(document, options)
 
     async def compress_parts(

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from ..text import sentence_spans
 from .spans import split_markup
+from .structure.blocks import no_cut_spans
+from .task import find_task
 
 Role = Literal["instruction", "context", "question"]
 
@@ -111,16 +113,14 @@ def _pieces(cut: list[tuple[str, str]]) -> int:
     return len([body for body, _ in cut if body.strip()])
 
 
-_FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
-
-
 def _split_keeping(text: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
-    """(piece, separator) pairs; never cuts inside a fenced code block."""
-    fences = [m.span() for m in _FENCED.finditer(text)]
+    """(piece, separator) pairs; never cuts inside a fenced code block or a JSON value (found on the whole
+    text first: a JSON object cut into lines is no longer JSON)."""
+    blocks = no_cut_spans(text)
     pieces: list[tuple[str, str]] = []
     at = 0
     for match in pattern.finditer(text):
-        if any(start < match.start() < end for start, end in fences):
+        if any(start < match.start() < end for start, end in blocks):
             continue
         pieces.append((text[at : match.start()], match.group()))
         at = match.end()
@@ -168,4 +168,30 @@ def from_parts(
         segments[-1].separator = separator if question else ""
     if question:
         segments.append(Segment(question, "question", rate=1.0))
+    return Document(segments)
+
+
+_TAGS = re.compile(r"</?(?:keep|compress)\b")
+
+
+def from_prompt(text: str, *, instruction: str | None = None, question: str | None = None) -> Document:
+    """A whole prompt: with `instruction` given, that instruction + `text` as context (as before);
+    otherwise the instruction and the question found in `text` (`task.find_task`) are kept verbatim
+    around the context, as `from_parts` keeps them."""
+    if instruction:
+        return from_parts(text, instruction=instruction)
+    task = find_task(text, question)
+    if _TAGS.search(task.instruction + task.question) or not task.context.strip():
+        return from_text(text)  # a <keep>/<compress> tag must not end up verbatim in the output
+    segments: list[Segment] = []
+    if task.instruction:
+        segments.append(
+            Segment(task.instruction, "instruction", rate=1.0, separator=task.instruction_separator)
+        )
+    context = from_text(task.context).segments
+    if context:
+        context[-1].separator += task.question_separator
+    segments += context
+    if task.question:
+        segments.append(Segment(task.question, "question", rate=1.0))
     return Document(segments)

@@ -2,7 +2,8 @@
 
 By default the system prompt and the last user question are left intact, and so is any message
 shorter than `min_message_tokens`. A long last user message (documents followed by a question) keeps
-its final paragraph, the question, and offers the paragraphs before it as context. Roles are never
+its final paragraph, the question, and a short opening instruction (`task.find_task`), and offers the
+paragraphs between them as context. Roles are never
 touched: only message contents change.
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..text import last_user_index, split_trailing_question
+from ..text import last_user_index
 from ..tokens import TokenCounter
 from .document import Document, Segment, passages_of
 from .options import CompressInputError, CompressOptions
 from .spans import split_markup
+from .task import find_task
 
 
 def from_messages(
@@ -39,13 +41,24 @@ def from_messages(
             sizes[index] < options.min_message_tokens
         )
         if index == last_user:
-            body, asked = split_trailing_question(content)
-            question = asked.strip() or None
+            task = find_task(content, options.question, last_paragraph_asks=True)
+            question = task.question.strip() or None
+            instruction, body, asked = task.instruction, task.context, task.question_separator + task.question
             if options.compress_question:
-                body, asked = content, ""
-            elif not body.strip() or fixed:
+                instruction, body, asked = "", content, ""
+            elif not (instruction + body).strip() or fixed:
                 segments.append(Segment(content, "question", rate=1.0, message=index))
                 continue
+            if instruction:  # the task's instruction opening the message stays, as the question does
+                segments.append(
+                    Segment(
+                        instruction,
+                        "instruction",
+                        rate=1.0,
+                        message=index,
+                        separator=task.instruction_separator,
+                    )
+                )
             added = _context(body, index, passage)
             passage += sum(1 for s in added if s.passage is not None)
             segments.extend(added)

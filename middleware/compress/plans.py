@@ -24,6 +24,8 @@ from .document import Document
 from .options import CompressOptions
 from .scorer import Scorer
 from .scoring import score_units
+from .structure.relevance import rank_json_members
+from .units import holds_required
 from .work import Work
 
 Offload = Callable[..., Awaitable[Any]]  # runs a blocking function off the event loop: f(fn, *args)
@@ -95,6 +97,7 @@ async def question_aware_plan(
     kept = plan.kept(prepared)
     how = prepared.options.scores or "conditional"
     await score_units(scorer, prepared.works, kept + prepared.regions, prepared.question, how)
+    await rank_json_members(ranker, prepared.question, [(w.segment.text, w.units) for w in kept])
     prepared.lap("score", clock)
     by_rank = sorted(kept, key=lambda w: -relevance[passages.index(w)])
     shares = dynamic_budgets(
@@ -122,7 +125,7 @@ def _coarse(prepared: Prepared, relevance: list[float], *, reorder: bool, factor
         prepared.context_budget,
         factor=options.coarse_factor or factor,
         reorder=reorder,
-        required=[i for i, w in enumerate(passages) if any(u.always and u.kind != "break" for u in w.units)],
+        required=[i for i, w in enumerate(passages) if holds_required(w.units)],
     )
     return Plan(choice.kept, [passages[i] for i in choice.dropped], [])
 

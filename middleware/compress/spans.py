@@ -1,12 +1,16 @@
 """Protected spans: the parts of a text that pruning must not corrupt.
 
-Two kinds:
-- *kept* spans are never touched: fenced and inline code, JSON structure (braces, brackets, colons,
-  commas, quotes, keys, literals), chat-role labels at the start of a line ("User:", "Assistant:"),
-  chat-template markers (`<|im_start|>`), and whatever the user wrapped in `<keep>...</keep>`;
+Three kinds:
+- *kept* spans are never touched: fenced and inline code, chat-role labels at the start of a line
+  ("User:", "Assistant:"), chat-template markers (`<|im_start|>`), the answer line of a chain-of-thought
+  demonstration, and whatever the user wrapped in `<keep>...</keep>`; a JSON value is one span whose
+  members are compressed as JSON (`structure/jsonblock.py`);
 - *atomic* spans are kept or dropped whole, never cut: numbers with their sign, separators, decimals,
-  currency and attached units ("$1,200", "3.5 km", "36%", "10:30"), URLs, e-mail addresses and IDs
-  (words mixing letters and digits, "ABC-123", hex hashes, UUIDs).
+  currency and attached units ("$1,200", "3.5 km", "36%", "10:30"), equations ("25*2= 50"), HTML tags,
+  lines of unfenced source code and markup directives (".. code-block:: bash"),
+  URLs, e-mail addresses and IDs (words mixing letters and digits, "ABC-123", hex hashes, UUIDs);
+- *paired* spans: an opening tag and its closing tag, two brackets, quotes or emphasis markers, are kept
+  or dropped together (`structure/markup.py`).
 
 User regions: `<keep>...</keep>` keeps its text verbatim and `<compress rate=0.3>...</compress>` gives
 its text its own rate; the tags themselves are removed from the output.
@@ -14,15 +18,35 @@ its text its own rate; the tags themselves are removed from the output.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from backend.errors import InvalidRequest
 
-SpanKind = Literal["code", "json", "role", "marker", "number", "url", "email", "id"]
-KEPT_KINDS: frozenset[str] = frozenset({"code", "json", "role", "marker"})
+from .structure.blocks import FENCED, fence_json_body, json_blocks
+from .structure.blocks import json_spans as json_spans  # where it used to live
+from .structure.code import code_lines
+from .structure.markup import DIRECTIVE, INLINE_CODE, TAG, delimiter_pairs, tag_pairs
+from .structure.reasoning import ANSWER_LINE, EQUATION
+
+SpanKind = Literal[
+    "code",
+    "json",
+    "line",
+    "role",
+    "marker",
+    "answer",
+    "tag",
+    "equation",
+    "pair",
+    "number",
+    "url",
+    "email",
+    "id",
+]
+# kept verbatim ("json" is a whole JSON value: its own units decide what stays, see structure/jsonblock)
+KEPT_KINDS: frozenset[str] = frozenset({"code", "json", "role", "marker", "answer"})
 
 
 @dataclass(frozen=True)
@@ -30,18 +54,17 @@ class Span:
     start: int
     end: int
     kind: SpanKind
+    pair: int | None = None  # spans with the same pair number are kept or dropped together
 
     @property
     def kept(self) -> bool:
         return self.kind in KEPT_KINDS
 
 
-_FENCED = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.S)
-_INLINE_CODE = re.compile(r"`[^`\n]+`")
 _ROLE = re.compile(r"(?im)^[ \t]*(?:system|user|assistant|human|ai|tool|developer)[ \t]*:")
 _MARKER = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>")
 _URL = re.compile(
-    r"\b(?:https?|ftp)://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]|\bwww\.[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
+    r"\b(?:https?|ftp)://[^\s<>\"'`\[\]]+[^\s<>\"'`\[\].,;:!?)}]|\bwww\.[^\s<>\"'`\[\]]+[^\s<>\"'`\[\].,;:!?)}]"
 )
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _UNITS = (
@@ -69,23 +92,53 @@ _ID = re.compile(
 
 
 def protected_spans(text: str) -> list[Span]:
-    """Non-overlapping protected spans of `text`, sorted by start. Earlier kinds win overlaps:
-    code, JSON, markers, roles, URLs, e-mails, IDs, numbers."""
+    """Non-overlapping protected spans of `text`, sorted by start. Earlier kinds win overlaps: code
+    fences and inline code, JSON values, markers, HTML tags, roles, answer lines, equations, URLs,
+    e-mails, IDs, numbers; then the paired delimiters left outside all of them."""
     taken: list[Span] = []
+    busy = [False] * len(text)
+    pairs = 0
 
-    def add(start: int, end: int, kind: SpanKind) -> None:
-        if end <= start or any(s.start < end and start < s.end for s in taken):
-            return
-        taken.append(Span(start, end, kind))
+    def add(start: int, end: int, kind: SpanKind, pair: int | None = None) -> bool:
+        if end <= start or any(busy[start:end]):
+            return False
+        busy[start:end] = [True] * (end - start)
+        taken.append(Span(start, end, kind, pair))
+        return True
 
-    for match in _FENCED.finditer(text):
-        add(match.start(), match.end(), "code")
-    for match in _INLINE_CODE.finditer(text):
-        add(match.start(), match.end(), "code")
-    for start, end in json_spans(text):
-        for piece_start, piece_end, kind in json_structure(text, start, end):
-            add(piece_start, piece_end, kind)
-    for pattern, kind in ((_MARKER, "marker"), (_ROLE, "role"), (_URL, "url"), (_EMAIL, "email")):
+    for fence in FENCED.finditer(text):
+        body = fence_json_body(text, fence.start(), fence.end())
+        if body is None:
+            add(fence.start(), fence.end(), "code")
+        else:  # the fence lines stay verbatim, the JSON inside is compressed as JSON
+            add(fence.start(), body[0], "code")
+            add(body[0], body[1], "json")
+            add(body[1], fence.end(), "code")
+    # JSON before inline code (RST's ``literal`` inside a JSON string is string text), except a JSON
+    # value written inside inline code, which is code
+    codes = [m.span() for m in INLINE_CODE.finditer(text)]
+    for start, end in json_blocks(text):
+        if not any(a <= start and end <= b for a, b in codes):
+            add(start, end, "json")
+    for start, end in codes:
+        add(start, end, "code")
+    for start, end in code_lines(text):  # unfenced source code: whole lines
+        add(start, end, "line")
+    for match in DIRECTIVE.finditer(text):  # ".. code-block:: bash", "[1]: https://..."
+        add(match.start(), match.end(), "line")
+    for match in _MARKER.finditer(text):
+        add(match.start(), match.end(), "marker")
+    tags = [m.span() for m in TAG.finditer(text) if not any(busy[m.start() : m.end()])]
+    paired = {}
+    for open_index, close_index in tag_pairs(tags, text):
+        paired[open_index] = paired[close_index] = pairs
+        pairs += 1
+    for index, (start, end) in enumerate(tags):
+        add(start, end, "tag", paired.get(index))
+    for pattern, kind in ((_ROLE, "role"), (ANSWER_LINE, "answer"), (EQUATION, "equation")):
+        for match in pattern.finditer(text):
+            add(match.start(), match.end(), kind)  # type: ignore[arg-type]
+    for pattern, kind in ((_URL, "url"), (_EMAIL, "email")):
         for match in pattern.finditer(text):
             add(match.start(), match.end(), kind)  # type: ignore[arg-type]
     for match in _ID.finditer(text):
@@ -96,54 +149,11 @@ def protected_spans(text: str) -> list[Span]:
         while end > match.start() and text[end - 1] in " \u202f\u00a0":
             end -= 1
         add(match.start(), end, "number")
+    for first, second in delimiter_pairs(text, busy):
+        taken.append(Span(*first, "pair", pairs))
+        taken.append(Span(*second, "pair", pairs))
+        pairs += 1
     return sorted(taken, key=lambda s: s.start)
-
-
-def json_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of every top-level JSON object or array in `text` that parses (2+ characters)."""
-    decoder = json.JSONDecoder()
-    spans: list[tuple[int, int]] = []
-    at = 0
-    while True:
-        found = re.compile(r"[\[{]").search(text, at)
-        if found is None:
-            return spans
-        try:
-            _, end = decoder.raw_decode(text, found.start())
-        except ValueError:
-            at = found.start() + 1
-            continue
-        if end - found.start() > 2 and _looks_structured(text[found.start() : end]):
-            spans.append((found.start(), end))
-        at = end
-
-
-def _looks_structured(candidate: str) -> bool:
-    # "[1]" or "[Document 3]"-like brackets in prose are not worth protecting as JSON.
-    return ":" in candidate or "," in candidate
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|-?\d[\d.eE+-]*|true|false|null|\s+')
-
-
-def json_structure(text: str, start: int, end: int) -> list[tuple[int, int, SpanKind]]:
-    """Pieces of the JSON value text[start:end] to protect: punctuation, keys, numbers and literals are
-    kept; a string value keeps its quotes while the words inside may be pruned."""
-    pieces: list[tuple[int, int, SpanKind]] = []
-    for match in _JSON_TOKEN.finditer(text, start, end):
-        token = match.group()
-        if token.isspace():
-            continue
-        if token.startswith('"'):
-            rest = text[match.end() : end].lstrip()
-            if rest.startswith(":") or len(token) <= 2:  # a key, or an empty string: keep whole
-                pieces.append((match.start(), match.end(), "json"))
-            else:
-                pieces.append((match.start(), match.start() + 1, "json"))
-                pieces.append((match.end() - 1, match.end(), "json"))
-        else:  # punctuation, numbers and literals: dropping one would break the JSON
-            pieces.append((match.start(), match.end(), "json"))
-    return pieces
 
 
 # --- user markup ----------------------------------------------------------------------------------------
