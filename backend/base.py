@@ -271,6 +271,10 @@ class Tokenizer(Protocol):
         """(ids [n] int64, character spans [n, 2] int64) as numpy arrays."""
         ...
 
+    def encode_many_with_offsets(self, texts: Sequence[str]) -> list[tuple[Any, Any]]:
+        """`encode_with_offsets` of several texts in one call."""
+        ...
+
     def count(self, text: str) -> int: ...
 
     def count_many(self, texts: Sequence[str]) -> list[int]:

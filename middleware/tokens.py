@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend import Backend
+from backend.base import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class TokenCounter:
     name: str
     count: Callable[[str], int]
     count_many: Callable[[Sequence[str]], list[int]] | None = field(default=None, compare=False)
+    # (ids, [n, 2] character spans) of several texts in one call, where the tokenizer gives offsets
+    encode_many: Callable[[Sequence[str]], list[tuple[Any, Any]]] | None = field(default=None, compare=False)
 
     def __call__(self, text: str) -> int:
         return self.count(text)
@@ -26,6 +30,16 @@ class TokenCounter:
         if self.count_many is not None:
             return self.count_many(texts)
         return [self.count(text) for text in texts]
+
+    def at_least(self, texts: Sequence[str], floor: int) -> list[int]:
+        """Counts where it matters whether a text has `floor` tokens: a text of 16 characters per token
+        of the floor or more has them (no tokenizer packs more into a token), so it is not tokenized
+        and `floor` stands for its count."""
+        short = [i for i, text in enumerate(texts) if len(text) < floor * 16]
+        counts = [floor] * len(texts)
+        for i, n in zip(short, self.many([texts[i] for i in short]), strict=True):
+            counts[i] = n
+        return counts
 
     @classmethod
     def of(cls, count: Callable[[str], int]) -> TokenCounter:
@@ -37,12 +51,17 @@ def token_counter(backend: Backend | None = None) -> TokenCounter:
     """The backend's own tokenizer when it has one here, else the packaged SmolLM2 tokenizer."""
     tokenizer = backend.tokenizer() if backend is not None else None
     if tokenizer is not None:
-        return TokenCounter(tokenizer.name, tokenizer.count, tokenizer.count_many)
+        return _counter_of(tokenizer)
     return default_token_counter()
 
 
 def default_token_counter() -> TokenCounter:
     from backend.tokenizer import packaged_tokenizer
 
-    tokenizer = packaged_tokenizer()
-    return TokenCounter(tokenizer.name, tokenizer.count, tokenizer.count_many)
+    return _counter_of(packaged_tokenizer())
+
+
+def _counter_of(tokenizer: Tokenizer) -> TokenCounter:
+    return TokenCounter(
+        tokenizer.name, tokenizer.count, tokenizer.count_many, tokenizer.encode_many_with_offsets
+    )

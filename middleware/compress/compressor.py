@@ -33,7 +33,7 @@ from .options import CompressInputError, CompressOptions
 from .plans import Offload, Plan, Prepared, plain_plan, question_aware_plan
 from .result import CompressionResult, Piece
 from .scorer import Scorer
-from .units import render, split_units
+from .units import assign_tokens, render, split_units
 from .work import Work, join, pieces, render_order, separators
 
 TOLERANCE = 0.03  # re-adjust until the count is within 3% of the target
@@ -131,11 +131,9 @@ class Compressor:
         finer = finer_passages(document) if mode == "question_aware" else None
         document = finer or document
         original = document.render()
-        original_tokens = self._count_output(original, document.messages)
-        target = options.target_for(original_tokens)
         works = [Work(s, split_units(s.text, keep_all=s.rate == 1.0)) for s in document.segments]
-        for work, tokens in zip(works, self.count_tokens.many([w.segment.text for w in works]), strict=True):
-            work.tokens = tokens
+        original_tokens = self._count_works(works)
+        target = options.target_for(original_tokens)
         timings = {"segment": time.perf_counter() - clock}
         unchanged = _why_unchanged(works, original_tokens, target)
         if unchanged:
@@ -242,6 +240,24 @@ class Compressor:
             text, messages = self._render(document, works, order, dropped)
             tokens = self._count_output(text, messages)
         return text, messages, tokens
+
+    def _count_works(self, works: list[Work]) -> int:
+        """Tokenize every segment once: its count, and its units' counts from the token offsets (in the
+        counting tokenizer, whatever the scorer's). The document's count is theirs plus the separators':
+        a token never spans a segment boundary that is a line break or a space."""
+        texts = [w.segment.text for w in works]
+        encode = self.count_tokens.encode_many
+        if encode is None:  # a counting function without offsets: units get the scorer's counts
+            for work, tokens in zip(works, self.count_tokens.many(texts), strict=True):
+                work.tokens = tokens
+        else:
+            for work, (ids, spans) in zip(works, encode(texts), strict=True):
+                work.tokens = len(ids)
+                assign_tokens(work.units, spans[:, 0], None)
+                work.counted = True
+        separators = list({w.segment.separator for w in works if w.segment.separator})
+        sizes = dict(zip(separators, self.count_tokens.many(separators), strict=True))
+        return sum(w.tokens for w in works) + sum(sizes.get(w.segment.separator, 0) for w in works)
 
     def _count_output(self, text: str, messages: list[dict[str, Any]] | None) -> int:
         if messages is None:

@@ -33,6 +33,7 @@ class _Choice:
 def _choices(pool: Sequence[Sequence[Unit]]) -> list[_Choice]:
     choices: list[_Choice] = []
     for s, units in enumerate(pool):
+        first = len(choices)  # this unit list's choices start here
         by_group: dict[int, int] = {}
         needs: list[tuple[int, int]] = []  # (choice, parent group)
         for i, unit in enumerate(units):
@@ -52,14 +53,17 @@ def _choices(pool: Sequence[Sequence[Unit]]) -> list[_Choice]:
             if parent is not None and parent != index:
                 choices[index].parent = parent
                 choices[parent].children.append(index)
-        for choice in choices:
-            if choice.pool == s:
-                tokens = sum(units[i].tokens for i in choice.units)
-                choice.tokens = tokens
-                # a group is worth the mean surprise of its tokens
-                choice.score = (
-                    sum(units[i].score * units[i].tokens for i in choice.units) / tokens if tokens else 0.0
-                )
+        for choice in choices[first:]:
+            if len(choice.units) == 1:
+                unit = units[choice.units[0]]
+                choice.tokens, choice.score = unit.tokens, unit.score if unit.tokens else 0.0
+                continue
+            tokens = sum(units[i].tokens for i in choice.units)
+            choice.tokens = tokens
+            # a group is worth the mean surprise of its tokens
+            choice.score = (
+                sum(units[i].score * units[i].tokens for i in choice.units) / tokens if tokens else 0.0
+            )
     return choices
 
 

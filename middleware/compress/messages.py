@@ -33,7 +33,9 @@ def from_messages(
     segments: list[Segment] = []
     question: str | None = None
     passage = 0
-    sizes = TokenCounter.of(count_tokens).many([str(m["content"]) for m in messages])
+    sizes = TokenCounter.of(count_tokens).at_least(
+        [str(m["content"]) for m in messages], options.min_message_tokens
+    )
     for index, message in enumerate(messages):
         content = str(message["content"])
         role = message.get("role")

@@ -52,7 +52,8 @@ async def score_units(
     for work in targets:
         starts, vals = gathered.get(id(work), ([], []))
         if starts:
-            assign_tokens(work.units, np.concatenate(starts), _settled(np.concatenate(vals)))
+            values = _settled(np.concatenate(vals))
+            assign_tokens(work.units, np.concatenate(starts), values, counts=not work.counted)
 
 
 # --- output ---------------------------------------------------------------------------------------

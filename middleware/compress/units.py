@@ -28,14 +28,17 @@ from .structure.jsonblock import JsonBlock, parse, unit_specs
 
 ATOMIC_KINDS = frozenset({"number", "url", "email", "id", "equation"})
 # `regex`'s \w holds combining marks and joiners, so 'हिन्दी' or an NFD 'é' is one word (re's \w is not)
-_WORD = regex.compile(r"[ \t]*(?:\w+(?:['’]\w+)*|[^\w\s]+)|[ \t]+(?=\n|$)")
-_BREAK = regex.compile(r"[ \t]*\n\s*")
+# One pass over plain text: a line break, else a word (or a run of punctuation) with its leading spaces,
+# else any one character. The alternatives are tried in that order at each position.
+_PLAIN = regex.compile(
+    r"(?P<brk>[ \t]*\n\s*)|(?P<word>[ \t]*(?:\w+(?:['’]\w+)*|[^\w\s]+)|[ \t]+(?=\n|$))|.", regex.S
+)
 _PAIRED = frozenset({"pair", "tag"})
 # kept units that do not make their passage a must-keep one (a line break, a demonstration's answer)
 _OPTIONAL_IN_PASSAGE = frozenset({"break", "answer"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     start: int  # character span in its segment's text, leading spaces included
     end: int
@@ -88,25 +91,16 @@ def split_units(text: str, *, keep_all: bool = False) -> list[Unit]:
 
 def _plain_units(text: str, start: int, end: int, out: list[Unit]) -> None:
     ideographic = has_ideographs(text, start, end)
-    at = start
-    while at < end:
-        brk = _BREAK.match(text, at, end)
-        if brk and brk.end() > at:
-            out.append(Unit(at, brk.end(), "break", always=True))
-            at = brk.end()
-            continue
-        word = _WORD.match(text, at, end)
-        if word and word.end() > at:
-            if not ideographic:
-                out.append(Unit(at, word.end(), "word"))
-                at = word.end()
-                continue
-            for piece in split_ideographic(word.group()):  # Han and kana: one ideograph, one word
+    for match in _PLAIN.finditer(text, start, end):
+        at, stop = match.span()
+        if match.lastgroup == "brk":
+            out.append(Unit(at, stop, "break", always=True))
+        elif match.lastgroup == "word" and ideographic:
+            for piece in split_ideographic(match.group()):  # Han and kana: one ideograph, one word
                 out.append(Unit(at, at + len(piece), "word"))
                 at += len(piece)
-            continue
-        out.append(Unit(at, at + 1, "word"))  # anything else, one character at a time
-        at += 1
+        else:  # a word, or anything else, one character at a time
+            out.append(Unit(at, stop, "word"))
 
 
 def _whole_clusters(text: str, units: list[Unit]) -> list[Unit]:
@@ -128,27 +122,31 @@ def _whole_clusters(text: str, units: list[Unit]) -> list[Unit]:
     return merged
 
 
-def assign_tokens(units: list[Unit], starts: np.ndarray, scores: np.ndarray | None) -> None:
-    """Set each unit's token count and score from the tokens starting at `starts` (chars, sorted)."""
+def assign_tokens(
+    units: list[Unit], starts: np.ndarray, scores: np.ndarray | None, *, counts: bool = True
+) -> None:
+    """Set each unit's token count and score from the tokens starting at `starts` (chars, sorted);
+    `counts=False` sets the scores only (the counts came from the counting tokenizer)."""
     if not units:
         return
     bounds = np.asarray([u.start for u in units], dtype=np.int64)
     owner = np.clip(np.searchsorted(bounds, starts, side="right") - 1, 0, len(units) - 1)
-    counts = np.bincount(owner, minlength=len(units))
+    per_unit = np.bincount(owner, minlength=len(units))
     if scores is None:
         for index, unit in enumerate(units):
-            unit.tokens = int(counts[index])
+            unit.tokens = int(per_unit[index])
         return
     sums = np.bincount(owner, weights=scores, minlength=len(units))
     peaks = np.full(len(units), -np.inf)
     np.maximum.at(peaks, owner, scores)
     for index, unit in enumerate(units):
-        unit.tokens = int(counts[index])
-        if counts[index]:
+        if counts:
+            unit.tokens = int(per_unit[index])
+        if per_unit[index]:
             # a word is worth its mean surprise per token; a number, URL or ID its most surprising
             # token, since its later digits are predictable but cutting them would corrupt it
             atomic = unit.kind in ATOMIC_KINDS
-            unit.score = float(peaks[index] if atomic else sums[index] / counts[index])
+            unit.score = float(peaks[index] if atomic else sums[index] / per_unit[index])
 
 
 def holds_required(units: list[Unit]) -> bool:

@@ -17,6 +17,7 @@ class Work:
     units: list[Unit] = field(default_factory=list)
     mask: list[bool] = field(default_factory=list)
     tokens: int = 0
+    counted: bool = False  # units hold their counting-tokenizer token counts (scores only come later)
 
 
 def render_order(
