@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from middleware.server import create_app
 
 from ..conftest import serve_app_in_thread
 
+_APPS: dict[str, Any] = {}  # base URL -> the app served there (tests reach its state to inject faults)
 FULL = os.environ.get("PROMPTFOLD_FAULTS_FULL", "").lower() in ("1", "true", "yes")
 
 
@@ -30,7 +32,16 @@ def serve_proxy(backend: object, data_dir: Path, **settings: object) -> Iterator
     """The proxy app on `backend` with `settings`, in a thread; yields its base URL (without /v1)."""
     app = create_app(Settings(data_dir=data_dir, **settings), backend=backend)  # type: ignore[arg-type]
     with serve_app_in_thread(app) as url:
-        yield url
+        _APPS[url] = app
+        try:
+            yield url
+        finally:
+            _APPS.pop(url, None)
+
+
+def app_state(url: str) -> Any:
+    """The ServerState of the app served at `url` by `serve_proxy`."""
+    return _APPS[url].state.promptfold
 
 
 @pytest.fixture(scope="module")

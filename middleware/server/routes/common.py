@@ -3,7 +3,6 @@ request validated once, at the edge."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ...options import RequestOptions, bypassed, request_options
 from ...user_errors import InvalidRequest, validation_error
+from ..body import read_json
 from ..state import ServerState
 
 BYPASS_HEADER = "x-promptfold-bypass"
@@ -19,12 +19,10 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
-    """The JSON body validated into `model`; a 400 naming the field otherwise."""
+    """The JSON body validated into `model`; a 400 naming the field otherwise (`body.py`: standard JSON,
+    bounded nesting, valid Unicode)."""
     raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest(f"The request body is not valid JSON: {error}.", code="invalid_json") from error
+    data, _ = read_json(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     try:
