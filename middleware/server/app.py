@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from backend import Backend, open_backend
 
@@ -61,10 +62,17 @@ def create_app(
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else None
     auth = api_key_checker(key)
-    for surface in (openai, compress, corpora, gists):
-        app.include_router(surface.build_router(auth))
+    routers = [surface.build_router(auth) for surface in (openai, compress, corpora, gists)]
+    for router in routers:
+        app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
+    # Which methods each path takes, for the `Allow` header of a 405 (errors.py).
+    app.state.route_methods = [
+        (route.path_regex, set(route.methods))
+        for route in [*app.routes, *(r for router in routers for r in router.routes)]
+        if isinstance(route, Route) and route.methods
+    ]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InternalErrors)
     app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id

@@ -43,14 +43,23 @@ class ServerState:
         return self.backend.model_id
 
     def model_names(self) -> list[str]:
-        names = [self.backend.model_id]
-        if self.settings.served_model_name:
-            names.append(self.settings.served_model_name)
-        return names
+        """The served model's names: the backend's (a remote one says it once reached: "" until then,
+        never listed) and `served_model_name`."""
+        names = [name for name in (self.backend.model_id, self.settings.served_model_name) if name]
+        return list(dict.fromkeys(names))
 
     def check_model(self, name: str) -> None:
         if name in self.model_names() or name in ALIASES:
             return
+        if not self.backend.model_id:
+            raise ApiError(
+                503,
+                f"The model '{name}' cannot be checked: the {self.backend.name} backend has not been reached "
+                "yet (GET /health says why); the names 'default' and 'promptfold' always work.",
+                type="server_error",
+                param="model",
+                code="backend_unavailable",
+            )
         raise ApiError(
             404,
             f"The model '{name}' does not exist; this server serves {', '.join(self.model_names())}.",

@@ -7,7 +7,9 @@ every case at full size (1,000 fuzzed requests, every probe), see `bench/results
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from middleware.config import Settings
 from middleware.server import create_app
+from middleware.server.background import free_port
 
 from ..conftest import serve_app_in_thread
 
@@ -37,6 +40,30 @@ def serve_proxy(backend: object, data_dir: Path, **settings: object) -> Iterator
             yield url
         finally:
             _APPS.pop(url, None)
+
+
+@contextmanager
+def serve_unhealthy(settings: Settings) -> Iterator[str]:
+    """The proxy on `settings.backend` (opened by the app) in a thread, up as soon as it answers at all:
+    a broken backend keeps /health at 503, which `serve_app_in_thread` would wait out."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def app_state(url: str) -> Any:
