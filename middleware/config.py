@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="clients must send `Authorization: Bearer KEY`")
+    metrics_need_key: bool = Field(
+        True, description="with api_key set, /metrics (traffic and token volumes) asks for the key too"
+    )
+    docs_need_key: bool = Field(
+        True, description="with api_key set, /openapi.json, /docs and /redoc ask for the key too"
+    )
     max_body_bytes: int = Field(8 * 2**20, gt=0, description="larger request bodies get 413")
     default_max_tokens: int = Field(256, gt=0, description="chat max_tokens when the client sends none")
     max_n: int = Field(8, ge=1, description="largest `n` (choices per request) accepted")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -58,6 +58,9 @@ def create_app(
         description="OpenAI-compatible proxy that folds prompts and unfolds answers.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None,  # served below, behind the API key when one is set (docs_need_key)
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -65,8 +68,11 @@ def create_app(
     routers = [surface.build_router(auth) for surface in (openai, compress, corpora, gists)]
     for router in routers:
         app.include_router(router)
-    app.add_api_route("/health", health, methods=["GET"])
-    app.add_api_route("/metrics", metrics, methods=["GET"])
+    app.add_api_route("/health", health, methods=["GET"])  # open: load balancers probe it without a key
+    app.add_api_route(
+        "/metrics", metrics, methods=["GET"], dependencies=_guard(auth, settings.metrics_need_key)
+    )
+    add_docs_routes(app, _guard(auth, settings.docs_need_key))
     # Which methods each path takes, for the `Allow` header of a 405 (errors.py).
     app.state.route_methods = [
         (route.path_regex, set(route.methods))
@@ -77,6 +83,27 @@ def create_app(
     app.add_middleware(InternalErrors)
     app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
     return app
+
+
+def _guard(auth: Any, needed: bool) -> list[Any]:
+    return [Depends(auth)] if needed else []
+
+
+def add_docs_routes(app: FastAPI, dependencies: list[Any]) -> None:
+    """/openapi.json, /docs (Swagger UI) and /redoc, as FastAPI would serve them, with `dependencies`."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    async def swagger(request: Request) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - Swagger UI")
+
+    async def redoc(request: Request) -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
+    for path, endpoint in (("/openapi.json", openapi_json), ("/docs", swagger), ("/redoc", redoc)):
+        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False, dependencies=dependencies)
 
 
 async def health(request: Request) -> JSONResponse:
