@@ -79,7 +79,7 @@ def create_app(
         for route in [*app.routes, *(r for router in routers for r in router.routes)]
         if isinstance(route, Route) and route.methods
     ]
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(InternalErrors)
     app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
     return app

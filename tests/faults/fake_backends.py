@@ -36,8 +36,9 @@ def fake_backend(mode: str) -> Iterator[str]:
                 conn.close()
             elif mode == "not_json":
                 body = b"<html>surprise</html>"
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                conn.sendall(head % len(body) + body)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                conn.sendall(head % len(body) + b"Connection: close\r\n\r\n" + body)
+                conn.close()
             elif mode == "hangs_up":
                 conn.close()
             else:
