@@ -18,6 +18,7 @@ from ..config import Settings
 from ..stages import assemble
 from .errors import ApiError, install_error_handlers
 from .guards import BodySizeLimit, InternalErrors, RequestIds, api_key_checker
+from .metrics import Metrics, RequestMetrics
 from .routes import compress, corpora, gists, openai
 from .state import ServerState, get_state
 
@@ -32,6 +33,7 @@ def create_app(
     A backend the app opened itself, or one given with `owns_backend=True`, is closed at shutdown.
     """
     settings = settings or Settings()
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +46,13 @@ def create_app(
             log.warning("the backend is not healthy yet: %s", status.detail)
         parts = assemble(active, settings)
         app.state.promptfold = ServerState(
-            settings, active, parts.pipeline, parts.compression, parts.corpora, parts.gists
+            settings,
+            active,
+            parts.pipeline,
+            parts.compression,
+            parts.corpora,
+            parts.gists,
+            metrics=app_metrics,
         )
         log.info("serving %s through the %s backend", active.model_id, active.name)
         try:
@@ -81,6 +89,7 @@ def create_app(
     ]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(InternalErrors)
+    app.add_middleware(RequestMetrics, metrics=app_metrics)  # outside the guards: their 413/408/500 count
     app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
     return app
 

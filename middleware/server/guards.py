@@ -22,13 +22,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class BodySizeLimit:
-    """ASGI middleware: the request body is read whole before the app sees it, within limits.
+    """ASGI middleware: the request body is read whole before the app sees it, within limits, and the
+    work for a client that goes away is cancelled.
 
     - over `max_bytes` (declared or as it arrives, chunked or not): 413;
     - not all there within `timeout_s` plus one second per `BYTES_PER_EXTRA_SECOND` received (a
       slow-drip client, or one that declared more than it sends): 408.
     Both answers say `Connection: close`: the rest of the body is never read, so the connection cannot
-    carry another request.
+    carry another request. Once the body is read, the app runs as a task that is cancelled as soon as
+    the client disconnects (`_serve_until_disconnect`): compression, scoring and generation stop
+    instead of running for nobody.
     """
 
     BYTES_PER_EXTRA_SECOND = 128 * 1024
@@ -39,7 +42,7 @@ class BodySizeLimit:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -67,17 +70,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await _serve_until_disconnect(self.app, scope, b"".join(chunks), receive, send)
 
     async def _too_large(self, send: Send) -> None:
         message = f"request body larger than {self.max_bytes} bytes (max_body_bytes)"
@@ -89,6 +82,56 @@ class BodySizeLimit:
             f"per {self.BYTES_PER_EXTRA_SECOND // 1024} KiB; body_timeout_s)"
         )
         await _answer_and_close(send, ApiError(408, message, code="request_timeout"))
+
+
+async def _serve_until_disconnect(app: Any, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    """Run `app` on the already read `body`; a client that disconnects before the response is complete
+    cancels it (asyncio cancellation: awaited backend calls stop, queued worker-pool steps are dropped;
+    a step already running on a thread finishes). The app may still listen for the disconnect itself:
+    its `receive` gives the body once, then `http.disconnect` when it happens."""
+    gone = asyncio.Event()
+    response_done = False
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def watched_send(message: Message) -> None:
+        nonlocal response_done
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            response_done = True
+        await send(message)
+
+    work = asyncio.ensure_future(app(scope, replay, watched_send))
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        gone.set()
+        if not response_done and not work.done():
+            outcome = (scope.get("state") or {}).get("outcome")
+            if outcome is not None:
+                outcome.client_gone = True
+            work.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if gone.is_set() and not response_done:
+            return  # we cancelled it: the client is gone, there is nobody to answer
+        raise
+    finally:
+        watcher.cancel()
+        if not work.done():  # our own task was cancelled (server shutdown): take the app down with it
+            work.cancel()
 
 
 async def _answer_and_close(send: Send, error: ApiError) -> None:

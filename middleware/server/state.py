@@ -17,7 +17,7 @@ from ..compress.service import CompressionService
 from ..config import Settings
 from ..pipeline import Completion, Pipeline
 from ..retrieval.catalog import Corpora
-from .errors import ApiError, from_exception
+from .errors import ApiError
 from .metrics import Metrics
 
 T = TypeVar("T")
@@ -68,20 +68,16 @@ class ServerState:
         )
 
     async def run(self, work: Awaitable[T], *, route: str, count: bool = True) -> T:
-        """Await `work`, recording latency and tokens (or the failure) in the metrics."""
-        started = time.perf_counter()
-        try:
-            result = await work
-        except Exception as error:
-            self.record_failure(route, from_exception(error).status, started)
-            raise
+        """Await `work`, recording its tokens (and tokens saved per stage) in the metrics. The request
+        itself, its status and latency are counted by the RequestMetrics middleware."""
+        result = await work
         if count:
             completions = result if isinstance(result, list) else [result]
             reports = [c.report for c in completions if isinstance(c, Completion)]
             self.metrics.observe(
                 route,
                 200,
-                time.perf_counter() - started,
+                0.0,
                 sum(r.prompt_tokens for r in reports),
                 sum(r.completion_tokens for r in reports),
                 sum(r.cached_tokens for r in reports),
@@ -95,6 +91,7 @@ class ServerState:
         return result
 
     def record_failure(self, route: str, status: int, started: float) -> None:
+        """Kept for routes that report a failure themselves; the middleware counts the response's status."""
         self.metrics.observe(route, status, time.perf_counter() - started)
 
 
