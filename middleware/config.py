@@ -65,6 +65,25 @@ class Settings(BaseSettings):
         "(a slow-drip client gets 408 and the connection closed)",
     )
     default_max_tokens: int = Field(256, gt=0, description="chat max_tokens when the client sends none")
+    max_prompt_tokens: int = Field(
+        32768,
+        gt=0,
+        description="largest prompt (tokens of the request's text) chat, completions and gists take",
+    )
+    max_compress_tokens: int = Field(
+        16384,
+        gt=0,
+        description="largest text /v1/compress (and a chat request that compresses) takes, tokens",
+    )
+    max_ingest_tokens: int = Field(
+        262144, gt=0, description="largest text one POST /v1/corpora/NAME/documents (JSON) adds, tokens"
+    )
+    edge_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="threads for the proxy's own CPU steps (reading big bodies, counting tokens)",
+    )
     max_n: int = Field(8, ge=1, description="largest `n` (choices per request) accepted")
     log_level: str = "info"
     data_dir: Path = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,11 +54,13 @@ def create_app(
             parts.corpora,
             parts.gists,
             metrics=app_metrics,
+            pool=ThreadPoolExecutor(settings.edge_workers, thread_name_prefix="promptfold-edge"),
         )
         log.info("serving %s through the %s backend", active.model_id, active.name)
         try:
             yield
         finally:
+            app.state.promptfold.pool.shutdown(wait=False, cancel_futures=True)
             if owned:
                 await active.close()
 

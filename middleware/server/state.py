@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -35,8 +37,17 @@ class ServerState:
     corpora: Corpora
     gists: GistStore
     gist_training: asyncio.Lock = field(default_factory=asyncio.Lock)  # one training at a time
+    # The proxy's own CPU steps (reading a big body, counting a long prompt's tokens), off the event loop
+    # and bounded: compression has its own pool (CompressionService.offload).
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptfold-edge")
+    )
     metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
+
+    async def offload(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking step on the proxy's bounded worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(function, *args))
 
     @property
     def model_id(self) -> str:

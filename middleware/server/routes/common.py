@@ -12,19 +12,30 @@ from pydantic import BaseModel, ValidationError
 from ...options import RequestOptions, bypassed, request_options
 from ...user_errors import InvalidRequest, validation_error
 from ..body import read_json
-from ..state import ServerState
+from ..bounds import check_prompt, limit_for
+from ..state import ServerState, get_state
 
 BYPASS_HEADER = "x-promptfold-bypass"
 Body = TypeVar("Body", bound=BaseModel)
+INLINE_BODY_BYTES = 256 * 1024  # larger bodies are parsed on the proxy's worker pool
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
     """The JSON body validated into `model`; a 400 naming the field otherwise (`body.py`: standard JSON,
-    bounded nesting, valid Unicode)."""
+    bounded nesting, valid Unicode), a 413 over the surface's prompt limit (`bounds.py`), both before
+    any model work."""
     raw = await request.body()
-    data, _ = read_json(raw)
+    state = get_state(request)
+    if len(raw) > INLINE_BODY_BYTES:  # json.loads and the walk of megabytes: off the event loop
+        data, text = await state.offload(read_json, raw)
+    else:
+        data, text = read_json(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    path = request.url.path
+    limit = limit_for(path, data, state.settings, bypass_requested(request))
+    if limit is not None:
+        await check_prompt(path, data, text, limit, state.pipeline.count_tokens, state.offload)
     try:
         return model.model_validate(data)
     except ValidationError as error:
