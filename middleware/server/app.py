@@ -20,6 +20,7 @@ from ..stages import assemble
 from .errors import ApiError, install_error_handlers
 from .guards import BodySizeLimit, InternalErrors, RequestIds, api_key_checker
 from .metrics import Metrics, RequestMetrics
+from .openapi import openapi_document
 from .routes import compress, corpora, gists, openai
 from .state import ServerState, get_state
 
@@ -84,6 +85,7 @@ def create_app(
         "/metrics", metrics, methods=["GET"], dependencies=_guard(auth, settings.metrics_need_key)
     )
     add_docs_routes(app, _guard(auth, settings.docs_need_key))
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]  # bodies and errors added
     # Which methods each path takes, for the `Allow` header of a 405 (errors.py).
     app.state.route_methods = [
         (route.path_regex, set(route.methods))
