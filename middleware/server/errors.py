@@ -6,8 +6,9 @@ words; anything else is a bug, answered 500 with the request id (the `x-request-
 log next to the traceback) and never a traceback to the client.
 
 Statuses: 400 malformed JSON or invalid parameters (as OpenAI does), 401 missing or wrong API key, 404
-unknown model or route, 405 wrong method, 413 body too large, 422 a valid request the backend cannot
-serve as asked, 501 a feature whose package is not installed, 502 the backend failed, 503 unreachable.
+unknown model or route, 405 wrong method (with `Allow`), 408 a body too slow to arrive, 413 body or prompt
+too large, 422 a valid request the backend cannot serve as asked, 501 a feature whose package is not
+installed, 502 the backend failed (whatever status its error carries, unless 503/504), 503 unreachable.
 """
 
 from __future__ import annotations
