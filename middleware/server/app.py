@@ -75,6 +75,17 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    add_routes(app, settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(InternalErrors)
+    app.add_middleware(RequestMetrics, metrics=app_metrics)  # outside the guards: their 413/408/500 count
+    app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
+    return app
+
+
+def add_routes(app: FastAPI, settings: Settings) -> None:
+    """Every surface behind the API key (when one is set), /health open, /metrics and the API description
+    behind it unless the settings open them, and the complete OpenAPI document."""
     key = settings.api_key.get_secret_value() if settings.api_key else None
     auth = api_key_checker(key)
     routers = [surface.build_router(auth) for surface in (openai, compress, corpora, gists)]
@@ -92,11 +103,6 @@ def create_app(
         for route in [*app.routes, *(r for router in routers for r in router.routes)]
         if isinstance(route, Route) and route.methods
     ]
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
-    app.add_middleware(InternalErrors)
-    app.add_middleware(RequestMetrics, metrics=app_metrics)  # outside the guards: their 413/408/500 count
-    app.add_middleware(RequestIds)  # outermost: every response, a 413 included, carries its id
-    return app
 
 
 def _guard(auth: Any, needed: bool) -> list[Any]:
