@@ -61,6 +61,7 @@ class BodySizeLimit:
                 await self._too_slow(send, size)
                 return
             if message["type"] == "http.disconnect":
+                _client_gone(scope)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -116,9 +117,7 @@ async def _serve_until_disconnect(app: Any, scope: Scope, body: bytes, receive: 
                 break
         gone.set()
         if not response_done and not work.done():
-            outcome = (scope.get("state") or {}).get("outcome")
-            if outcome is not None:
-                outcome.client_gone = True
+            _client_gone(scope)
             work.cancel()
 
     watcher = asyncio.ensure_future(watch())
@@ -132,6 +131,13 @@ async def _serve_until_disconnect(app: Any, scope: Scope, body: bytes, receive: 
         watcher.cancel()
         if not work.done():  # our own task was cancelled (server shutdown): take the app down with it
             work.cancel()
+
+
+def _client_gone(scope: Scope) -> None:
+    """Tell the metrics (`metrics.Outcome`) that this request's client left before its answer."""
+    outcome = (scope.get("state") or {}).get("outcome")
+    if outcome is not None:
+        outcome.client_gone = True
 
 
 async def _answer_and_close(send: Send, error: ApiError) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import threading
 import time
 
@@ -108,3 +109,16 @@ def test_an_abandoned_stream_counts_as_499(client: httpx.Client, proxy: str) -> 
     # The engine drops the cancelled row at its next step; a chat served after it proves it did, before
     # this module's proxy (and its event loop) goes away under the session's shared engine.
     assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+
+
+def test_a_client_that_leaves_mid_body_counts_as_499(client: httpx.Client, proxy: str) -> None:
+    before = count(client, "compress", 499)
+    host, port = proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = b"POST /v1/compress HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
+        sock.sendall(head + b'Content-Length: 100\r\n\r\n{"prompt": ')
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while count(client, "compress", 499) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert count(client, "compress", 499) == before + 1
