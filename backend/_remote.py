@@ -31,9 +31,19 @@ T = TypeVar("T")
 _LABELS = {"openai": "the OpenAI-compatible server", "sglang": "SGLang"}
 
 
-def timeout(seconds: float) -> httpx.Timeout:
-    """`seconds` for each read and write, but at most 10 s to connect: a dead host fails fast."""
-    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+CONNECT_TIMEOUT_S = 10.0
+
+
+def timeout(seconds: float, connect_s: float = CONNECT_TIMEOUT_S) -> httpx.Timeout:
+    """`seconds` for each read and write (the longest silence tolerated: a streamed answer sends bytes as
+    it goes, a whole one only at its end), and at most `connect_s` to connect: a dead host fails fast."""
+    return httpx.Timeout(seconds, connect=min(seconds, connect_s))
+
+
+def per_request(client: httpx.AsyncClient, seconds: float) -> httpx.Timeout:
+    """`timeout(seconds)` for one request, keeping the connect timeout the backend's client was made with."""
+    connect = client.timeout.connect
+    return timeout(seconds, CONNECT_TIMEOUT_S if connect is None else connect)
 
 
 def where(backend: str, url: str) -> str:
@@ -90,7 +100,7 @@ async def request_json(
 ) -> Any:
     """Send one request and return its JSON body; every failure becomes a seam exception."""
     try:
-        response = await client.request(method, url, json=body, timeout=timeout(timeout_s))
+        response = await client.request(method, url, json=body, timeout=per_request(client, timeout_s))
     except httpx.HTTPError as exc:
         raise transport_error(exc, url, backend, timeout_s) from exc
     if response.status_code >= 400:
@@ -110,7 +120,7 @@ async def sse_events(
     Closing the iterator early closes the connection, which makes the server abort the request.
     """
     try:
-        async with client.stream("POST", url, json=body, timeout=timeout(timeout_s)) as response:
+        async with client.stream("POST", url, json=body, timeout=per_request(client, timeout_s)) as response:
             if response.status_code >= 400:
                 await response.aread()
                 raise http_error(response, backend)

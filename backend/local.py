@@ -13,6 +13,7 @@ reaches the engine. With a `seed`, the i-th copy of the same prompt in one call 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -326,10 +327,10 @@ class _FutureSink:
         pass
 
     def on_done(self, result: Generation) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, result, None)
+        _deliver(self.loop, _settle, self.future, result, None)
 
     def on_error(self, error: BaseException) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, None, _as_backend_error(error))
+        _deliver(self.loop, _settle, self.future, None, _as_backend_error(error))
 
 
 def _settle(
@@ -352,10 +353,18 @@ class _QueueSink:
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def on_delta(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None = None) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("delta", (text, token_ids, logprobs)))
+        _deliver(self.loop, self.queue.put_nowait, ("delta", (text, token_ids, logprobs)))
 
     def on_done(self, result: Generation) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("done", result))
+        _deliver(self.loop, self.queue.put_nowait, ("done", result))
 
     def on_error(self, error: BaseException) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, ("error", error))
+        _deliver(self.loop, self.queue.put_nowait, ("error", error))
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """Hand a result to the caller's event loop from the engine thread. A loop that has closed (its caller
+    is gone, e.g. an SDK call's loop) cannot take it: that request's output is dropped, and the engine
+    goes on serving the others."""
+    with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+        loop.call_soon_threadsafe(callback, *args)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ._remote import (
+    CONNECT_TIMEOUT_S,
     gather_all,
     load_tokenizer,
     openai_logprobs,
@@ -76,6 +77,8 @@ class OpenAICompatBackend:
 
     `model_id` defaults to the first id of `GET {base}/models`, fetched on first use (or by `connect()`).
     `client` lets an owner share its connection pool (and its auth headers); the owner then closes it.
+    Timeouts are in seconds: `timeout_s` the longest silence from the server while it answers,
+    `connect_timeout_s` to open a connection.
     """
 
     name = "openai"
@@ -87,6 +90,7 @@ class OpenAICompatBackend:
         api_key: str | None = None,
         model_id: str | None = None,
         timeout_s: float = 600,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
         tokenizer: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -99,7 +103,7 @@ class OpenAICompatBackend:
         if client is None:
             key = api_key or os.environ.get("OPENAI_API_KEY")
             headers = {"Authorization": f"Bearer {key}"} if key else {}
-            client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s))
+            client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s, connect_timeout_s))
         self._client = client
         self._models_lock = asyncio.Lock()
         self._connected = False
@@ -136,7 +140,9 @@ class OpenAICompatBackend:
     async def _read_models(self) -> None:
         url = f"{self.base_url}/models"
         try:
-            listing = await request_json(self._client, "GET", url, backend=self.name, timeout_s=30)
+            listing = await request_json(
+                self._client, "GET", url, backend=self.name, timeout_s=min(30, self.timeout_s)
+            )
         except (BackendError, UnsupportedRequest):
             if self._model_id is None:
                 raise
@@ -229,7 +235,11 @@ class OpenAICompatBackend:
         try:
             await self.connect()
             await request_json(
-                self._client, "GET", f"{self.base_url}/models", backend=self.name, timeout_s=30
+                self._client,
+                "GET",
+                f"{self.base_url}/models",
+                backend=self.name,
+                timeout_s=min(30, self.timeout_s),
             )
         except (BackendError, UnsupportedRequest) as exc:
             return Health(False, self.name, self.model_id, str(exc))

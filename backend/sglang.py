@@ -33,6 +33,7 @@ import httpx
 
 from . import _sglang_wire as wire
 from ._remote import (
+    CONNECT_TIMEOUT_S,
     error_text,
     gather_all,
     load_tokenizer,
@@ -64,7 +65,8 @@ _WARMED_KEPT = 64
 
 
 class SGLangBackend:
-    """Backend for one SGLang server at `base_url` (http://HOST:PORT). Timeouts are in seconds."""
+    """Backend for one SGLang server at `base_url` (http://HOST:PORT). Timeouts are in seconds: `timeout_s`
+    the longest silence from the server while it answers, `connect_timeout_s` to open a connection."""
 
     name = "sglang"
 
@@ -75,6 +77,7 @@ class SGLangBackend:
         model_id: str | None = None,
         tokenizer: str | None = None,
         timeout_s: float = 600,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
         api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -90,7 +93,7 @@ class SGLangBackend:
         # shared prefix one of them covers needs no warm-up round trip of its own.
         self._warmed: OrderedDict[tuple[str, Any], None] = OrderedDict()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s))
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout(timeout_s, connect_timeout_s))
         # SGLang's own OpenAI route, for messages nobody here can render; it shares our client and key.
         self._chat_route = OpenAICompatBackend(
             self.base_url + "/v1", model_id="default", timeout_s=timeout_s, client=self._client

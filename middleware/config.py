@@ -37,13 +37,53 @@ class Settings(BaseSettings):
     )
     backend_api_key: SecretStr | None = Field(None, description="key sent to an OpenAI-compatible backend")
     tokenizer: str | None = Field(None, description="remote backends: local tokenizer folder for templates")
+    backend_timeout_s: float = Field(
+        120,
+        gt=0,
+        description="remote backends: the longest silence while a backend answers, in seconds (a streamed "
+        "answer sends tokens as it goes, a whole one only at its end: raise it for long unstreamed answers)",
+    )
+    backend_connect_timeout_s: float = Field(
+        5, gt=0, description="remote backends: seconds to open a connection before the backend counts as down"
+    )
     served_model_name: str | None = Field(None, description="extra model name clients may ask for")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="clients must send `Authorization: Bearer KEY`")
+    metrics_need_key: bool = Field(
+        True, description="with api_key set, /metrics (traffic and token volumes) asks for the key too"
+    )
+    docs_need_key: bool = Field(
+        True, description="with api_key set, /openapi.json, /docs and /redoc ask for the key too"
+    )
     max_body_bytes: int = Field(8 * 2**20, gt=0, description="larger request bodies get 413")
+    body_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="a request body must arrive within this many seconds, plus one per 128 KiB received "
+        "(a slow-drip client gets 408 and the connection closed)",
+    )
     default_max_tokens: int = Field(256, gt=0, description="chat max_tokens when the client sends none")
+    max_prompt_tokens: int = Field(
+        32768,
+        gt=0,
+        description="largest prompt (tokens of the request's text) chat, completions and gists take",
+    )
+    max_compress_tokens: int = Field(
+        16384,
+        gt=0,
+        description="largest text /v1/compress (and a chat request that compresses) takes, tokens",
+    )
+    max_ingest_tokens: int = Field(
+        262144, gt=0, description="largest text one POST /v1/corpora/NAME/documents (JSON) adds, tokens"
+    )
+    edge_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="threads for the proxy's own CPU steps (reading big bodies, counting tokens)",
+    )
     max_n: int = Field(8, ge=1, description="largest `n` (choices per request) accepted")
     log_level: str = "info"
     data_dir: Path = Field(
@@ -93,7 +133,11 @@ class Settings(BaseSettings):
         kind, _ = parse_backend_spec(self.backend)
         if kind == "local":
             return {"model": self.model, "device": self.device}
-        options: dict[str, Any] = {"tokenizer": self.tokenizer}
+        options: dict[str, Any] = {
+            "tokenizer": self.tokenizer,
+            "timeout_s": self.backend_timeout_s,
+            "connect_timeout_s": self.backend_connect_timeout_s,
+        }
         if kind == "openai" and self.backend_api_key is not None:
             options["api_key"] = self.backend_api_key.get_secret_value()
         return options

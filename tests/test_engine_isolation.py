@@ -173,3 +173,26 @@ async def test_the_local_backend_refuses_poisons_with_a_400(local_backend, field
     with pytest.raises(InvalidRequest) as caught:
         await local_backend.generate([Prompt.from_text("hello")], SamplingParams(max_tokens=4, **fields))
     assert caught.value.param == param and caught.value.status == 400
+
+
+def test_a_caller_whose_event_loop_closed_does_not_stop_the_engine(local_backend) -> None:
+    import asyncio as aio
+
+    from backend import Prompt
+    from backend.base import SamplingParams as Sampling
+
+    async def abandon() -> None:
+        stream = local_backend.stream(Prompt.from_text("Count to one hundred:"), Sampling(max_tokens=64))
+        await anext(stream)  # decoding has started; then the loop goes away with the request in flight
+
+    loop = aio.new_event_loop()
+    loop.run_until_complete(abandon())
+    loop.close()
+
+    async def served() -> str:
+        [answer] = await local_backend.generate([Prompt.from_text("Hello")], Sampling(max_tokens=4))
+        return answer.text
+
+    assert local_backend.engine.alive
+    assert aio.run(served())
+    assert local_backend.engine.alive

@@ -41,9 +41,11 @@ def test_no_key_is_a_401(guarded_url: str) -> None:
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_health_and_metrics_need_no_key(guarded_url: str) -> None:
+def test_health_needs_no_key_but_metrics_does(guarded_url: str) -> None:
     assert httpx.get(f"{guarded_url}/health").status_code == 200
-    assert httpx.get(f"{guarded_url}/metrics").status_code == 200
+    assert httpx.get(f"{guarded_url}/metrics").status_code == 401  # traffic and token volumes
+    auth = {"authorization": f"Bearer {KEY}"}
+    assert httpx.get(f"{guarded_url}/metrics", headers=auth).status_code == 200
 
 
 def test_an_oversize_body_is_a_413(guarded_url: str) -> None:

@@ -47,6 +47,18 @@ def register(commands: Any) -> None:
     parser.add_argument("--tokenizer", help="remote backends: local tokenizer folder for chat templates")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default: 8 MiB)")
     parser.add_argument(
+        "--max-prompt-tokens", type=int, help="largest prompt of chat, completions, gists (default: 32768)"
+    )
+    parser.add_argument(
+        "--max-compress-tokens", type=int, help="largest text compression takes, tokens (default: 16384)"
+    )
+    parser.add_argument(
+        "--backend-timeout", type=float, help="remote backends: seconds of silence tolerated (default: 120)"
+    )
+    parser.add_argument(
+        "--body-timeout", type=float, help="seconds for a request body to arrive (default: 10)"
+    )
+    parser.add_argument(
         "--compress-workers", type=int, help="threads for compression's CPU steps (default: 2)"
     )
     parser.add_argument(
@@ -82,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
             backend_api_key=args.backend_api_key,
             tokenizer=args.tokenizer,
             max_body_bytes=args.max_body_bytes,
+            max_prompt_tokens=args.max_prompt_tokens,
+            max_compress_tokens=args.max_compress_tokens,
+            backend_timeout_s=args.backend_timeout,
+            body_timeout_s=args.body_timeout,
             compress_workers=args.compress_workers,
             compress_cache_mb=args.compress_cache_mb,
             log_level=args.log_level,

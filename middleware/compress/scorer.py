@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -115,6 +116,7 @@ class LocalScorer:
         else:
             self.model_id = loaded.path.name
         self.loaded = loaded
+        _stop_between_layers(loaded)
         self.tokenizer = HFTokenizer(loaded.tokenizer, self.model_id)
         # A GPU takes a whole long prompt in one forward; a CPU gains nothing from padding past a few
         # thousand tokens and keeps its working set small.
@@ -190,6 +192,26 @@ class LocalScorer:
                 nll[begin:end] = torch.logsumexp(logits, dim=-1) - picked
             values = nll.cpu().numpy()
         return np.split(values, np.cumsum(text_lengths)[:-1])
+
+
+def _stop_between_layers(loaded: LoadedModel) -> None:
+    """Let a scoring forward stop between two decoder layers once nobody wants its scores (on a CPU one
+    forward of a long prompt takes seconds: a client that left must not keep the model busy). The check
+    reads WANTED, which only a scoring thread sets; the engine's own forwards always go on."""
+    layers = getattr(loaded.model.model, "layers", None)  # transformers' decoder stacks keep them here
+    if layers is None or loaded.model in _STOPPABLE:
+        return
+
+    def check(_module: object, _inputs: object) -> None:
+        if not WANTED.get()():
+            raise ScoringAbandoned("every caller of this scoring batch went away")
+
+    for layer in layers:
+        layer.register_forward_pre_hook(check)
+    _STOPPABLE.add(loaded.model)
+
+
+_STOPPABLE: weakref.WeakSet[Any] = weakref.WeakSet()  # models whose layers already check WANTED
 
 
 def _pack(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:

@@ -12,18 +12,30 @@ from .corpus import Corpus
 from .errors import CorpusExists, InvalidInput, UnknownCorpus
 from .store import CorpusDir
 
-# Safe on every filesystem and in a URL path; no leading dot (hidden folders are the store's temporaries).
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Safe on every filesystem and in a URL path: 1-64 ASCII letters, digits, '_', '-' or '.', starting with a
+# letter or digit (hidden folders are the store's temporaries) and not ending with '.'. Matched whole
+# (`fullmatch`: a `$` would let a trailing newline through, and a folder `pwn4\n` was once made that way).
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?")
+
+
+def valid_name(name: str) -> bool:
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name or "") or name.endswith("."):
+    if not valid_name(name):
         raise InvalidInput(
-            f"Invalid corpus name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a "
-            "letter or digit.",
+            f"Invalid corpus name {shown(name)}: use 1-64 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit and not ending with '.'.",
             param="name",
         )
     return name
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """`value` as a message quotes it: repr'd (control characters visible), cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...'"
 
 
 class Corpora:
@@ -38,7 +50,7 @@ class Corpora:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if _NAME.match(p.name) and CorpusDir(p, p.name).exists()
+            p.name for p in self.root.iterdir() if valid_name(p.name) and CorpusDir(p, p.name).exists()
         )
 
     def exists(self, name: str) -> bool:

@@ -30,6 +30,31 @@ from .vectors import VectorIndex
 MAX_DOCUMENT_ID_CHARS = 512
 
 
+def document_id_problem(document_id: str) -> str | None:
+    """Why `document_id` cannot name a document (None: it can).
+
+    An id travels in a URL path (`DELETE /v1/corpora/NAME/documents/ID`, slashes allowed: the CLI uses
+    file paths), so it must survive the normalisation every standard client applies to a path: no `.` or
+    `..` segment (a client turns `documents/..` into the corpus itself; a DELETE of it once dropped a
+    whole corpus), no empty segment but a leading '/', no backslash (WHATWG URLs read it as `/`), no
+    control characters and no surrounding whitespace. 1 to 512 characters.
+    """
+    if not document_id or not document_id.strip():
+        return "the id is empty"
+    if len(document_id) > MAX_DOCUMENT_ID_CHARS:
+        return f"at most {MAX_DOCUMENT_ID_CHARS} characters"
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 or 0xD800 <= ord(ch) < 0xE000 for ch in document_id):
+        return "control characters and lone surrogates are not allowed"
+    if document_id != document_id.strip():
+        return "no leading or trailing whitespace"
+    if "\\" in document_id:
+        return "no backslash ('\\')"
+    segments = document_id.removeprefix("/").split("/")  # an absolute file path (the CLI's ids) is fine
+    if any(segment in ("", ".", "..") for segment in segments):
+        return "no '.' or '..' path segment and no empty one (no trailing or double '/')"
+    return None
+
+
 @dataclass(frozen=True)
 class DocumentInput:
     """A document to add: `id` unique in the corpus, `source` where it came from (defaults to the id),
@@ -351,13 +376,9 @@ def _check_documents(documents: Sequence[DocumentInput]) -> None:
     seen: set[str] = set()
     for position, document in enumerate(documents):
         where = f"documents[{position}]"
-        if not document.id or not document.id.strip():
-            raise InvalidInput(f"{where} has an empty id.", param=f"{where}.id")
-        if len(document.id) > MAX_DOCUMENT_ID_CHARS or any(ord(ch) < 32 for ch in document.id):
-            raise InvalidInput(
-                f"{where}.id must be at most {MAX_DOCUMENT_ID_CHARS} characters with no control characters.",
-                param=f"{where}.id",
-            )
+        problem = document_id_problem(document.id)
+        if problem is not None:
+            raise InvalidInput(f"Invalid '{where}.id': {problem}.", param=f"{where}.id")
         if document.id in seen:
             raise InvalidInput(
                 f"The document id '{document.id}' appears twice in one request.", param=f"{where}.id"

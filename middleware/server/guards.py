@@ -1,9 +1,12 @@
-"""Request guards: a maximum body size (413) and an optional API key (401)."""
+"""Request guards: a body size and time limit (413, 408), request ids, complete 500s for bugs, and an
+optional API key (401)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,52 +22,130 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class BodySizeLimit:
-    """ASGI middleware: a body over `max_bytes` gets 413 before the app sees it, declared size or not."""
+    """ASGI middleware: the request body is read whole before the app sees it, within limits, and the
+    work for a client that goes away is cancelled.
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    - over `max_bytes` (declared or as it arrives, chunked or not): 413;
+    - not all there within `timeout_s` plus one second per `BYTES_PER_EXTRA_SECOND` received (a
+      slow-drip client, or one that declared more than it sends): 408.
+    Both answers say `Connection: close`: the rest of the body is never read, so the connection cannot
+    carry another request. Once the body is read, the app runs as a task that is cancelled as soon as
+    the client disconnects (`_serve_until_disconnect`): compression, scoring and generation stop
+    instead of running for nobody.
+    """
+
+    BYTES_PER_EXTRA_SECOND = 128 * 1024
+
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._too_large(send)
             return
         # Chunked or honest bodies: read up to the limit, then replay them to the app.
         chunks: list[bytes] = []
         size = 0
+        started = time.monotonic()
         while True:
-            message = await receive()
+            left = started + self.timeout_s + size / self.BYTES_PER_EXTRA_SECOND - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
+            except TimeoutError:
+                await self._too_slow(send, size)
+                return
             if message["type"] == "http.disconnect":
+                _client_gone(scope)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send)
+                await self._too_large(send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
+        await _serve_until_disconnect(self.app, scope, b"".join(chunks), receive, send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    async def _too_large(self, send: Send) -> None:
+        message = f"request body larger than {self.max_bytes} bytes (max_body_bytes)"
+        await _answer_and_close(send, ApiError(413, message, code="request_too_large"))
 
-        await self.app(scope, replay, send)
+    async def _too_slow(self, send: Send, received: int) -> None:
+        message = (
+            f"the request body did not arrive in time ({received} bytes in {self.timeout_s:g} s plus 1 s "
+            f"per {self.BYTES_PER_EXTRA_SECOND // 1024} KiB; body_timeout_s)"
+        )
+        await _answer_and_close(send, ApiError(408, message, code="request_timeout"))
 
-    async def _reject(self, send: Send) -> None:
-        error = ApiError(413, f"request body larger than {self.max_bytes} bytes", code="request_too_large")
-        response = error.response()
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+
+async def _serve_until_disconnect(app: Any, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    """Run `app` on the already read `body`; a client that disconnects before the response is complete
+    cancels it (asyncio cancellation: awaited backend calls stop, queued worker-pool steps are dropped;
+    a step already running on a thread finishes). The app may still listen for the disconnect itself:
+    its `receive` gives the body once, then `http.disconnect` when it happens."""
+    gone = asyncio.Event()
+    response_done = False
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def watched_send(message: Message) -> None:
+        nonlocal response_done
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            response_done = True
+        await send(message)
+
+    work = asyncio.ensure_future(app(scope, replay, watched_send))
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        gone.set()
+        if not response_done and not work.done():
+            _client_gone(scope)
+            work.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if gone.is_set() and not response_done:
+            return  # we cancelled it: the client is gone, there is nobody to answer
+        raise
+    finally:
+        watcher.cancel()
+        if not work.done():  # our own task was cancelled (server shutdown): take the app down with it
+            work.cancel()
+
+
+def _client_gone(scope: Scope) -> None:
+    """Tell the metrics (`metrics.Outcome`) that this request's client left before its answer."""
+    outcome = (scope.get("state") or {}).get("outcome")
+    if outcome is not None:
+        outcome.client_gone = True
+
+
+async def _answer_and_close(send: Send, error: ApiError) -> None:
+    """Answer `error` with `Connection: close`: the server then closes the connection after the response,
+    and the client knows not to send another request on it."""
+    response = error.response(headers={"connection": "close"})
+    await send({"type": "http.response.start", "status": error.status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class RequestIds:

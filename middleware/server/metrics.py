@@ -1,10 +1,81 @@
-"""Prometheus metrics of the proxy: requests, tokens in and out, cached tokens, latency."""
+"""Prometheus metrics of the proxy: requests, tokens in and out, cached tokens, latency, requests in flight.
+
+Requests are counted once, at the ASGI level (`RequestMetrics`), for every route, an unknown path and a
+413 included: by route label (`route_label`) and final status. Three statuses are not the one the first
+response line said:
+- 499: the client went away before the response was complete (an abandoned stream, a cancelled
+  compression), as nginx logs it;
+- a stream that already answered 200 and then failed reports its error in-band; the route says so with
+  `Metrics.observe(route, status, ...)` and the request is counted with that status;
+- a response that never started because of a bug is the 500 the InternalErrors guard sent.
+Routes report tokens (`observe`); the latency histogram and `promptfold_requests_in_flight` are the
+middleware's.
+"""
 
 from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+CLIENT_CLOSED = 499  # nginx's "client closed request"
+
+Message = dict[str, Any]
+
+# Fixed labels (no cardinality from client-chosen paths): the first rule whose prefix matches wins.
+_ROUTES = (
+    ("/v1/chat/completions", "chat"),
+    ("/v1/completions", "completions"),
+    ("/v1/compress", "compress"),
+    ("/v1/corpora", "corpora"),
+    ("/v1/gists", "gists"),
+    ("/v1/models", "models"),
+    ("/health", "health"),
+    ("/metrics", "metrics"),
+    ("/openapi.json", "docs"),
+    ("/docs", "docs"),
+    ("/redoc", "docs"),
+)
+
+
+def route_label(path: str) -> str:
+    """The metrics label of a request path: its surface (`chat`, `corpora`, ...), else `other`."""
+    for prefix, label in _ROUTES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return label
+    return "other"
+
+
+@dataclass
+class Outcome:
+    """What happened to one request, filled in while it is served (see the module docstring)."""
+
+    status: int | None = None  # of the response start
+    complete: bool = False  # the last body chunk was sent
+    in_band_status: int | None = None  # a stream that failed after its 200
+    client_gone: bool = False  # the client disconnected before the response was complete
+
+    def final_status(self) -> int:
+        if self.client_gone and not self.complete:
+            return CLIENT_CLOSED
+        if self.in_band_status is not None:
+            return self.in_band_status
+        if self.status is None:
+            return CLIENT_CLOSED if self.client_gone else 500
+        return self.status if self.complete else CLIENT_CLOSED
+
+
+_outcome: contextvars.ContextVar[Outcome | None] = contextvars.ContextVar("promptfold_outcome", default=None)
+
+
+def current_outcome() -> Outcome | None:
+    """The Outcome of the request this task serves (None outside a request)."""
+    return _outcome.get()
 
 
 class Metrics:
@@ -50,11 +121,62 @@ class Metrics:
     def observe(
         self, route: str, status: int, seconds: float, prompt: int = 0, completion: int = 0, cached: int = 0
     ) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        """A route's report of its tokens. A failure status (>= 400) becomes the request's counted status
+        (a stream that failed after its 200); the request itself and its latency are counted by
+        `RequestMetrics`, so `seconds` is not used."""
         self.prompt_tokens.labels(route).inc(prompt)
         self.completion_tokens.labels(route).inc(completion)
         self.cached_tokens.labels(route).inc(cached)
+        outcome = current_outcome()
+        if outcome is not None and status >= 400:
+            outcome.in_band_status = status
+
+    def count_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: counts every HTTP request (route label, final status, latency) and keeps the
+    in-flight gauge. Put it outside the guards, so that their answers (413, 408, 500) are counted too."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        outcome = Outcome()
+        token = _outcome.set(outcome)
+        scope.setdefault("state", {})["outcome"] = outcome
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome.status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                outcome.complete = True
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, watch)
+        except OSError:  # the client's socket went away while we wrote to it
+            outcome.client_gone = True
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.count_request(
+                route_label(scope.get("path", "")), outcome.final_status(), time.perf_counter() - started
+            )
+            _outcome.reset(token)

@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 from .errors import GistNotFound, WrongModel
 from .prefix import Role
 
-_ID = re.compile(r"^g-[0-9a-f]{12}-[0-9a-f]{8}-k\d+$")
+# Matched whole (`fullmatch`: a `$` lets a trailing newline through) and bounded (k has at most 6 digits),
+# so an id is always a short, safe file name.
+_ID = re.compile(r"g-[0-9a-f]{12}-[0-9a-f]{8}-k[1-9][0-9]{0,5}")
 FORMAT = "promptfold-gist/1"
 
 
@@ -138,7 +140,7 @@ class GistStore:
         try:
             return GistRecord.model_validate_json(meta.read_text())
         except FileNotFoundError:
-            raise GistNotFound(f"no gist '{id}' in {self.root}") from None
+            raise GistNotFound(f"no gist '{id}'") from None  # never the data path: clients see this
 
     def load(self, id: str) -> Gist:
         """The gist with its vectors (cached until its files change)."""
@@ -148,7 +150,7 @@ class GistStore:
         try:
             mtime = meta.stat().st_mtime_ns
         except FileNotFoundError:
-            raise GistNotFound(f"no gist '{id}' in {self.root}") from None
+            raise GistNotFound(f"no gist '{id}'") from None  # never the data path: clients see this
         with self._lock:
             cached = self._loaded.get(id)
             if cached and cached[0] == mtime:
@@ -170,6 +172,12 @@ class GistStore:
         return record
 
     def _paths(self, id: str) -> tuple[Path, Path]:
-        if not _ID.match(id):
-            raise GistNotFound(f"no gist '{id}': gist ids look like g-0123456789ab-01234567-k16")
+        if not isinstance(id, str) or _ID.fullmatch(id) is None:
+            raise GistNotFound(f"no gist {_shown(id)}: gist ids look like g-0123456789ab-01234567-k16")
         return self.root / f"{id}.safetensors", self.root / f"{id}.json"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """`value` as an error message quotes it: repr'd (control characters visible), cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...'"
