@@ -86,6 +86,7 @@ def finer_passages(document: Document) -> Document | None:
         pieces = _sentences(big.text)
     if _pieces(pieces) < 2:
         return None
+    pieces = _at_most(pieces, MAX_PIECES)
     segments = [replace(s) for s in document.segments[:index]]
     segments += [
         Segment(body, "context", passage=0, separator=sep, message=big.message) for body, sep in pieces
@@ -95,6 +96,23 @@ def finer_passages(document: Document) -> Document | None:
     for number, segment in enumerate(s for s in segments if s.passage is not None):  # renumber in order
         segment.passage = number
     return Document(segments, document.messages)
+
+
+MAX_PIECES = 256  # a long document's lines are ranked in groups beyond this: ranking cost stays bounded
+
+
+def _at_most(pieces: list[tuple[str, str]], most: int) -> list[tuple[str, str]]:
+    """`pieces` merged into runs of neighbours so that there are at most `most` (each run keeps the
+    separators inside it, and the last one's after it)."""
+    if len(pieces) <= most:
+        return pieces
+    size = -(-len(pieces) // most)
+    merged = []
+    for at in range(0, len(pieces), size):
+        run = pieces[at : at + size]
+        body = "".join(text + sep for text, sep in run[:-1]) + run[-1][0]
+        merged.append((body, run[-1][1]))
+    return merged
 
 
 def _sentences(text: str) -> list[tuple[str, str]]:
