@@ -56,6 +56,7 @@ from .base import (
     require,
 )
 from .openai_compat import OpenAICompatBackend
+from .sampling_params import per_copy_seeds
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
@@ -159,10 +160,11 @@ class SGLangBackend:
                 "prompt logprobs need token ids: pass tokenizer= for chat messages; embeddings have none"
             )
         start = logprob_start if prompt_logprobs else None
+        per_prompt = per_copy_seeds(prompts, sampling)  # with a seed, copy i of a prompt gets seed + i
         jobs = [
             self._via_chat_route([prompts[i] for i in idx], sampling)
             if field == "chat"
-            else self._generate_batch(field, [inputs[i] for i in idx], sampling, start)
+            else self._generate_batch(field, [inputs[i] for i in idx], [per_prompt[i] for i in idx], start)
             for field, idx in groups.items()
         ]
         results: list[Generation | None] = [None] * len(prompts)
@@ -285,9 +287,15 @@ class SGLangBackend:
     # --- helpers ----------------------------------------------------------------------------------
 
     async def _generate_batch(
-        self, field: str, inputs: list[Any], sampling: SamplingParams, logprob_start: int | None
+        self, field: str, inputs: list[Any], samplings: list[SamplingParams], logprob_start: int | None
     ) -> list[Generation]:
-        body: dict[str, Any] = {field: inputs, "sampling_params": wire.sglang_sampling(sampling)}
+        sampling = samplings[0]
+        params = [wire.sglang_sampling(s) for s in samplings]
+        # one sampling_params for all, or one per prompt where they differ (the seeds of n copies)
+        body: dict[str, Any] = {
+            field: inputs,
+            "sampling_params": params[0] if all(p == params[0] for p in params) else params,
+        }
         body.update(wire.logprob_fields(sampling))
         if logprob_start is not None:
             # SGLang leaves out the token at logprob_start_len itself (it pads a None only at 0): ask
