@@ -309,6 +309,14 @@ class Tokenizer(Protocol):
         """(ids [n] int64, character spans [n, 2] int64) as numpy arrays."""
         ...
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens included."""
+        ...
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """Each token's own text, as logprobs name tokens."""
+        ...
+
     def count(self, text: str) -> int: ...
 
     def count_many(self, texts: Sequence[str]) -> list[int]:

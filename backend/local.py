@@ -269,8 +269,12 @@ class LocalBackend:
         return request
 
 
+# Fields that describe the client, not the decoding: nothing to honour, nothing to report.
+CLIENT_FIELDS: frozenset[str] = frozenset({"user", "metadata", "store", "service_tier"})
+
+
 def _ignored_fields(sampling: SamplingParams) -> list[str]:
-    ignored = sorted(k for k in sampling.extra if k not in HONOURED_FIELDS)
+    ignored = sorted(k for k in sampling.extra if k not in HONOURED_FIELDS | CLIENT_FIELDS)
     return [f"the local engine ignored: {', '.join(ignored)}"] if ignored else []
 
 

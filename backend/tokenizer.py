@@ -34,6 +34,14 @@ class HFTokenizer:
         spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
         return ids, spans
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens included."""
+        return str(self.hf.decode(list(ids), skip_special_tokens=False))
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """Each token's own text (as logprobs name tokens)."""
+        return [str(self.hf.decode([i], skip_special_tokens=False)) for i in ids]
+
     def count(self, text: str) -> int:
         return len(self.hf(text, add_special_tokens=False)["input_ids"])
 

@@ -17,7 +17,7 @@ from ..config import Settings
 from ..stages import assemble
 from .errors import ApiError, install_error_handlers
 from .guards import BodySizeLimit, InternalErrors, RequestIds, api_key_checker
-from .routes import compress, corpora, gists, openai
+from .routes import completions, compress, corpora, gists, openai, responses, tokens
 from .state import ServerState, get_state
 
 log = logging.getLogger("promptfold.server")
@@ -61,7 +61,7 @@ def create_app(
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key else None
     auth = api_key_checker(key)
-    for surface in (openai, compress, corpora, gists):
+    for surface in (openai, completions, responses, tokens, compress, corpora, gists):
         app.include_router(surface.build_router(auth))
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
