@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from backend import Tokenizer
+from backend.base import Tokenizer
 
 from ...embeddings import shared_embedder
 from ...tools import prompt_messages, tool_spec
