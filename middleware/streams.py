@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 _END = object()
@@ -33,13 +33,13 @@ async def merged(streams: Sequence[AsyncIterator[T]]) -> AsyncIterator[T]:
     try:
         running = len(tasks)
         while running:
-            item, error = await queue.get()
+            got, error = await queue.get()
             if error is not None:
                 raise error
-            if item is _END:
+            if got is _END:
                 running -= 1
             else:
-                yield item  # type: ignore[misc]
+                yield cast(T, got)
     finally:
         for task in tasks:
             task.cancel()

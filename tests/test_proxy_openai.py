@@ -103,9 +103,9 @@ def test_n_choices_share_one_batch(client: openai.OpenAI) -> None:
     assert [c.index for c in response.choices] == [0, 1, 2]
 
 
-def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
+def test_models_lists_the_served_model_and_its_aliases(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == ["SmolLM2-135M-Instruct"]
+    assert ids == ["SmolLM2-135M-Instruct", "default", "promptfold"]
     assert client.models.retrieve("SmolLM2-135M-Instruct").id == "SmolLM2-135M-Instruct"
 
 

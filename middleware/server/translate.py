@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from backend import Generation, SamplingParams, StreamChunk, ToolCall, ToolCallDelta, Usage
 from backend.sampling_params import lift_openai_fields
 
@@ -68,6 +70,11 @@ def sampling_from(
     return sampling
 
 
+def unclaimed(model: type[BaseModel], fields: dict[str, Any] | None) -> dict[str, Any]:
+    """A remote server's fields that `model` does not declare (its own win: id, usage, promptfold...)."""
+    return {k: v for k, v in (fields or {}).items() if k not in model.model_fields}
+
+
 def chat_completion(completion: Completion, model: str) -> ChatCompletion:
     first = completion.choices[0] if completion.choices else None
     return ChatCompletion(
@@ -77,7 +84,7 @@ def chat_completion(completion: Completion, model: str) -> ChatCompletion:
         choices=[chat_choice(i, g) for i, g in enumerate(completion.choices)],
         usage=usage_out(completion),
         promptfold=completion.report.as_dict(),
-        **(first.upstream.get("response", {}) if first else {}),
+        **unclaimed(ChatCompletion, first.upstream.get("response") if first else None),
     )
 
 
@@ -89,14 +96,14 @@ def chat_choice(index: int, g: Generation) -> ChatChoice:
         content=content,
         refusal=g.refusal,
         tool_calls=[tool_call_out(c) for c in g.tool_calls] if g.tool_calls else None,
-        **g.upstream.get("message", {}),
+        **unclaimed(AssistantMessage, g.upstream.get("message")),
     )
     return ChatChoice(
         index=index,
         message=message,
         finish_reason=g.finish_reason,
         logprobs=chat_logprobs(g.logprobs),
-        **g.upstream.get("choice", {}),
+        **unclaimed(ChatChoice, g.upstream.get("choice")),
     )
 
 
@@ -119,7 +126,7 @@ def usage_out(*completions: Completion, upstream: dict[str, Any] | None = None) 
 def _usage(usage: Usage, upstream: dict[str, Any] | None) -> UsageOut:
     details = dict((upstream or {}).get("prompt_tokens_details") or {})
     details.setdefault("cached_tokens", usage.cached_tokens)
-    rest = {k: v for k, v in (upstream or {}).items() if k != "prompt_tokens_details"}
+    rest = {k: v for k, v in (upstream or {}).items() if k not in UsageOut.model_fields}
     return UsageOut(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
@@ -149,7 +156,7 @@ class ChatChunks:
         """What one pipeline chunk becomes (its role chunk first, for a choice not opened yet); the
         finish is `finish()`'s."""
         out = [] if chunk.index in self._opened else [self.role_chunk(chunk.index)]
-        delta = chunk.upstream.get("delta", {})
+        delta = unclaimed(Delta, chunk.upstream.get("delta"))
         if chunk.text or chunk.tool_calls or chunk.logprobs or delta:
             out.append(
                 self._chunk(
@@ -164,7 +171,7 @@ class ChatChunks:
                                 **delta,
                             ),
                             logprobs=chat_logprobs(chunk.logprobs) if chunk.logprobs else None,
-                            **chunk.upstream.get("choice", {}),
+                            **unclaimed(ChunkChoice, chunk.upstream.get("choice")),
                         )
                     ]
                 )

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from backend import (
     Backend,
@@ -73,7 +73,7 @@ async def stream_choice(
         cut = _TextCut()
         ids = await asyncio.to_thread(backend.tokenize, base)
         tally.prompt = len(ids)
-        stream = backend.stream(Prompt.from_token_ids(ids), sampling)
+        stream = cast(AsyncGenerator[StreamChunk, None], backend.stream(Prompt.from_token_ids(ids), sampling))
         async with contextlib.aclosing(stream):  # leaving early cancels the generation
             async for chunk in stream:
                 if chunk.finish_reason is not None:

@@ -20,7 +20,7 @@ from ..schemas import CompletionChoice, CompletionRequest, TextCompletion, new_i
 from ..sse import StreamPlan, stream_response
 from ..state import ServerState, get_state
 from ..support import check_supported
-from ..translate import TextChunks, sampling_from, usage_out
+from ..translate import TextChunks, sampling_from, unclaimed, usage_out
 from .common import options_of, parse_body
 from .openai import check_request
 
@@ -70,7 +70,9 @@ async def completions(request: Request) -> Any:
         promptfold=results[0].report.as_dict()
         if len(results) == 1
         else {"requests": [r.report.as_dict() for r in results]},
-        **(results[0].choices[0].upstream.get("response", {}) if results[0].choices else {}),
+        **unclaimed(
+            TextCompletion, results[0].choices[0].upstream.get("response") if results[0].choices else None
+        ),
     )
     return JSONResponse(response.model_dump(exclude_none=True), headers=results[0].report.headers())
 
@@ -108,7 +110,7 @@ def _choice(
         text=echoed + g.text,
         finish_reason=g.finish_reason,
         logprobs=logprobs,
-        **g.upstream.get("choice", {}),
+        **unclaimed(CompletionChoice, g.upstream.get("choice")),
     )
 
 
