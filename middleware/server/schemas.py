@@ -51,7 +51,7 @@ class ChatMessageIn(BaseModel):
 
     def as_sent(self) -> dict[str, Any]:
         """The message as the client sent it (unknown fields included), for the pipeline and the backend."""
-        return self.model_dump(exclude_none=True)
+        return self.model_dump(exclude_unset=True)
 
     def as_text_message(self) -> dict[str, Any]:
         """{"role", "content"} with the content flattened to text (/v1/compress works on text)."""

@@ -1,0 +1,170 @@
+"""The tool layer alone (middleware/tools): checking a request's tools, writing them into the prompt, and
+the steps of one answer against a scripted FAKE backend (no model: each step's output is given)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from backend import Capabilities, Generation, InvalidRequest, Prompt, SamplingParams, StreamChunk, Usage
+from middleware.tools import complete_choice, prompt_messages, stream_choice, tool_spec
+from middleware.tools.run import _TextCut
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}},
+    {"type": "function", "function": {"name": "get_time"}},
+]
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+@pytest.mark.parametrize(
+    ("tools", "choice", "param"),
+    [
+        (None, "required", "tool_choice"),
+        (TOOLS, {"type": "function", "function": {"name": "nope"}}, "tool_choice"),
+        (TOOLS, "sometimes", "tool_choice"),
+        ([{"type": "function", "function": {"name": "bad name!"}}], None, "tools.0.function.name"),
+        ([{"type": "web_search"}], None, "tools.0.type"),
+    ],
+)
+def test_a_bad_tool_request_names_its_field(tools: Any, choice: Any, param: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        tool_spec(tools, choice, None)
+    assert caught.value.param == param
+
+
+def test_a_named_choice_allows_only_that_function() -> None:
+    spec = tool_spec(TOOLS, {"type": "function", "function": {"name": "get_time"}}, False)
+    assert spec is not None and spec.forced and not spec.parallel
+    assert [f["name"] for f in spec.functions()] == ["get_time"]
+    assert tool_spec(None, "none", None) is None
+
+
+def test_history_is_written_as_text_with_tagged_calls_and_results() -> None:
+    spec = tool_spec(TOOLS, "auto", None)
+    history = [
+        {"role": "developer", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Weather"}, {"type": "text", "text": "in Paris?"}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny"},
+    ]
+    out = prompt_messages(history, spec)
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[0]["content"].startswith("Be brief.") and '"name": "get_weather"' in out[0]["content"]
+    assert out[1]["content"] == "Weather\nin Paris?"
+    assert (
+        out[2]["content"]
+        == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    )
+    assert (
+        out[3]["content"] == '<tool_response>\n{"name": "get_weather", "content": "sunny"}\n</tool_response>'
+    )
+    assert prompt_messages(history[:2], None)[0] == {"role": "system", "content": "Be brief."}
+
+
+def test_an_image_part_is_refused_by_a_text_backend() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        prompt_messages(
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], None
+        )
+    assert caught.value.param == "messages.0.content"
+
+
+def test_text_that_may_open_a_call_is_held_back_until_it_is_known() -> None:
+    cut = _TextCut()
+    assert cut.feed("Let me check <to") == ("Let me check ", False)
+    assert cut.feed("ol") == ("", False)
+    assert cut.feed("_call>\n{") == ("", True)
+    assert cut.before == "Let me check "
+    other = _TextCut()
+    assert other.feed("a <b") == ("a <b", False)  # "<b" cannot start the tag
+    assert other.feed("<tool") == ("", False) and other.flush() == "<tool"
+
+
+class ScriptedBackend:
+    """Renders messages as JSON, streams `free` for the free step, and answers each constrained step
+    with the next of `steps`."""
+
+    name = "scripted"
+    capabilities = Capabilities(chat_template=True, token_ids=True, constrained_decoding=True)
+
+    def __init__(self, free: list[str], steps: list[str]) -> None:
+        self.free, self.steps, self.samplings = free, list(steps), []  # type: list[str], list[str], list[SamplingParams]
+
+    def apply_chat_template(self, messages: Sequence[dict[str, Any]], **_: Any) -> str:
+        return json.dumps(list(messages))
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(c) % 100 for c in text]
+
+    async def stream(self, prompt: Prompt, sampling: SamplingParams) -> AsyncIterator[StreamChunk]:
+        for piece in self.free:
+            yield StreamChunk(text=piece, token_ids=[1])
+        yield StreamChunk(text="", finish_reason="stop", usage=Usage(10, len(self.free)))
+
+    async def generate(
+        self, prompts: Sequence[Prompt], sampling: SamplingParams, **_: Any
+    ) -> list[Generation]:
+        self.samplings.append(sampling)
+        text = self.steps.pop(0)
+        return [Generation(text=text, finish_reason="stop", usage=Usage(10, 3))]
+
+
+CALL = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+
+
+async def test_auto_without_a_tag_is_a_plain_answer() -> None:
+    backend = ScriptedBackend(["It is ", "sunny."], [])
+    answer = await complete_choice(
+        backend, ASK, tool_spec(TOOLS, "auto", None), SamplingParams(max_tokens=50)
+    )  # type: ignore[arg-type]
+    assert (answer.text, answer.tool_calls, answer.finish_reason) == ("It is sunny.", None, "stop")
+
+
+async def test_auto_with_a_tag_decodes_constrained_calls_in_parallel() -> None:
+    backend = ScriptedBackend(
+        ["Checking. <tool_", "call>\n{bad"], [CALL, "\n<tool_call>", CALL.replace("Paris", "Rome"), ""]
+    )
+    answer = await complete_choice(
+        backend, ASK, tool_spec(TOOLS, "auto", None), SamplingParams(max_tokens=50)
+    )  # type: ignore[arg-type]
+    assert answer.text == "Checking. " and answer.finish_reason == "tool_calls"
+    assert [json.loads(c.arguments)["city"] for c in answer.tool_calls or []] == ["Paris", "Rome"]
+    kinds = [s.constraint.kind for s in backend.samplings if s.constraint]
+    assert kinds == ["json_schema", "regex", "json_schema", "regex"]
+
+
+async def test_a_named_choice_makes_exactly_one_call_and_streams_it_as_deltas() -> None:
+    backend = ScriptedBackend([], [CALL])
+    spec = tool_spec(TOOLS, {"type": "function", "function": {"name": "get_weather"}}, None)
+    chunks = [c async for c in stream_choice(backend, ASK, spec, SamplingParams(max_tokens=50), index=2)]  # type: ignore[arg-type]
+    deltas = [d for c in chunks for d in c.tool_calls or []]
+    assert deltas[0].id and deltas[0].name == "get_weather" and deltas[0].arguments == ""
+    assert deltas[1].arguments == '{"city": "Paris"}' and deltas[1].id is None
+    assert chunks[-1].finish_reason == "tool_calls" and all(c.index == 2 for c in chunks)
+    assert chunks[-1].usage == Usage(10, 3)
+
+
+async def test_a_call_cut_by_max_tokens_finishes_with_length() -> None:
+    backend = ScriptedBackend([], ['{"name": "get_weather", "argu'])
+    answer = await complete_choice(
+        backend, ASK, tool_spec(TOOLS, "required", None), SamplingParams(max_tokens=3)
+    )  # type: ignore[arg-type]
+    assert answer.finish_reason == "length" and answer.tool_calls is None
