@@ -182,7 +182,8 @@ class SGLangBackend:
                 yield chunk
             return
         body = {field: value, "sampling_params": wire.sglang_sampling(sampling), "stream": True}
-        body.update(wire.logprob_fields(sampling))
+        asked = wire.logprob_fields(sampling)
+        body.update(asked)
         deltas, finished = wire.StreamDeltas(), False
         meta: dict[str, Any] = {}
         url = self.base_url + "/generate"
@@ -194,8 +195,9 @@ class SGLangBackend:
                 text, ids = deltas.step(
                     event.get("text"), event.get("output_ids"), meta.get("completion_tokens")
                 )
-                if text or ids:
-                    yield StreamChunk(text=text, token_ids=ids)
+                logprobs = deltas.new_logprobs(wire.output_logprobs(meta) if asked else None)
+                if text or ids or logprobs:
+                    yield StreamChunk(text=text, token_ids=ids, logprobs=logprobs)
                 finished = finished or meta.get("finish_reason") is not None
         except (BackendError, UnsupportedRequest) as exc:
             hinted = self._embeds_hint(exc) if field == "input_embeds" else None
