@@ -168,3 +168,44 @@ async def test_a_call_cut_by_max_tokens_finishes_with_length() -> None:
         backend, ASK, tool_spec(TOOLS, "required", None), SamplingParams(max_tokens=3)
     )  # type: ignore[arg-type]
     assert answer.finish_reason == "length" and answer.tool_calls is None
+
+
+class _ShorteningService:
+    """A FAKE CompressionService: halves every message it is given and records what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def compress(
+        self, options: Any, *, messages: list[dict[str, Any]] | None = None, text: str | None = None
+    ) -> Any:
+        from middleware.compress.result import CompressionResult
+
+        assert messages is not None
+        self.seen = messages
+        short = [{**m, "content": m["content"][: len(m["content"]) // 2]} for m in messages]
+        return CompressionResult(
+            text="", original_tokens=100, compressed_tokens=50, target_tokens=50, messages=short
+        )
+
+
+async def test_compression_leaves_tool_calls_and_results_as_they_are() -> None:
+    from middleware.compress.options import CompressOptions
+    from middleware.compress.stage import CompressStage
+    from middleware.options import RequestOptions
+    from middleware.pipeline import Request
+
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    history = [
+        {"role": "user", "content": "A long question about the weather in Paris"},
+        {"role": "assistant", "content": "Let me look that up for you", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny and warm all day"},
+        {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}]},
+    ]
+    service = _ShorteningService()
+    request = Request(SamplingParams(), messages=history, options=RequestOptions(compress=CompressOptions()))
+    out, report = await CompressStage(service)(request, None)  # type: ignore[arg-type]
+    assert report is not None and report.applied
+    assert service.seen == [history[0]]
+    assert out.messages is not None and out.messages[1:] == history[1:]
+    assert out.messages[0]["content"] == history[0]["content"][: len(history[0]["content"]) // 2]
