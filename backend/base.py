@@ -323,8 +323,21 @@ class Tokenizer(Protocol):
         """Counts of several texts in one call."""
         ...
 
-    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
-        """The model's prompt text; UnsupportedRequest when the model has no chat template."""
+    def render_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        """The model's prompt text (with `tools` where the template has a tools section); UnsupportedRequest
+        when the model has no chat template."""
+        ...
+
+    @property
+    def tool_format(self) -> str | None:
+        """How the model's own template writes tool calls: "hermes" (`<tool_call>` JSON blocks), or None
+        when it has no tools section."""
         ...
 
 

@@ -111,6 +111,9 @@ class ScriptedBackend:
     def apply_chat_template(self, messages: Sequence[dict[str, Any]], **_: Any) -> str:
         return json.dumps(list(messages))
 
+    def tokenizer(self) -> Any:
+        return None
+
     def tokenize(self, text: str) -> list[int]:
         return [ord(c) % 100 for c in text]
 
@@ -209,3 +212,41 @@ async def test_compression_leaves_tool_calls_and_results_as_they_are() -> None:
     assert service.seen == [history[0]]
     assert out.messages is not None and out.messages[1:] == history[1:]
     assert out.messages[0]["content"] == history[0]["content"][: len(history[0]["content"]) // 2]
+
+
+class _HermesTemplate:
+    """A FAKE transformers tokenizer whose chat template has a Hermes-style tools section."""
+
+    chat_template = "{% if tools %}<tools>{% endif %} ... <tool_call> ..."
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        self.calls.append({"messages": messages, **kwargs})
+        return "rendered by the model's template"
+
+
+async def test_a_template_with_a_hermes_tools_section_renders_the_tools_itself() -> None:
+    from backend.tokenizer import HFTokenizer
+    from middleware.tools.run import rendered_prompt
+
+    hf = _HermesTemplate()
+    backend = ScriptedBackend([], [])
+    backend.tokenizer = lambda: HFTokenizer(hf, "hermes-model")  # type: ignore[method-assign]
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    history = [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    spec = tool_spec(TOOLS, "auto", None)
+    assert rendered_prompt(backend, history, spec) == "rendered by the model's template"  # type: ignore[arg-type]
+    [used] = hf.calls
+    assert used["tools"] == TOOLS
+    assert used["messages"][1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+    assert used["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "c1"}

@@ -10,8 +10,11 @@ described in the system message, calls and results written in tags. The document
                {"name": "get_weather", "content": "..."}   (or the bare content when it has no name)
                </tool_response>
 
-It is the Hermes-style layout that many open models were tuned on. The embedded engine and SGLang get
-their prompts this way; an OpenAI-compatible server takes the messages and tools as the client sent them.
+It is the Hermes-style layout that many open models were tuned on. A model whose own template has a
+tools section in that layout (Qwen2.5, Qwen3, Hermes: `Tokenizer.tool_format == "hermes"`) is rendered by
+its template instead (`template_messages`), so it reads tools the way it was trained to. The embedded
+engine and SGLang get their prompts this way; an OpenAI-compatible server takes the messages and tools as
+the client sent them.
 """
 
 from __future__ import annotations
@@ -47,6 +50,34 @@ def prompt_messages(messages: Sequence[dict[str, Any]], spec: ToolSpec | None) -
     else:
         out.insert(0, {"role": "system", "content": section})
     return out
+
+
+def template_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` for a chat template with its own tools section: text content, roles and tool calls
+    kept (arguments as objects, as such templates expect them)."""
+    out = []
+    for i, message in enumerate(messages):
+        flat: dict[str, Any] = {
+            "role": message.get("role") or "user",
+            "content": _text(message.get("content"), i),
+        }
+        if message.get("tool_calls"):
+            flat["tool_calls"] = [
+                {**call, "function": {**call["function"], "arguments": _arguments_object(call["function"])}}
+                for call in message["tool_calls"]
+            ]
+        for key in ("name", "tool_call_id"):
+            if message.get(key):
+                flat[key] = message[key]
+        out.append(flat)
+    return out
+
+
+def _arguments_object(function: dict[str, Any]) -> Any:
+    try:
+        return json.loads(function.get("arguments") or "{}")
+    except (json.JSONDecodeError, TypeError):
+        return function.get("arguments")
 
 
 def tools_section(functions: Sequence[dict[str, Any]]) -> str:

@@ -35,7 +35,7 @@ from backend import (
 )
 
 from .calls import MORE_CALLS, call_constraint, parse_call
-from .render import CALL_CLOSE, CALL_OPEN, prompt_messages
+from .render import CALL_CLOSE, CALL_OPEN, prompt_messages, template_messages
 from .spec import ToolSpec
 
 MAX_CALLS = 8  # calls in one answer, so that a model repeating itself cannot run on
@@ -66,7 +66,7 @@ async def stream_choice(
 ) -> AsyncIterator[StreamChunk]:
     """One choice's answer, piece by piece; the last chunk has the finish reason ("tool_calls" when the
     model called) and the usage of every step."""
-    base = await asyncio.to_thread(backend.apply_chat_template, prompt_messages(messages, spec))
+    base = await asyncio.to_thread(rendered_prompt, backend, messages, spec)
     tally = _Tally()
     before = ""
     if not spec.forced:
@@ -95,6 +95,15 @@ async def stream_choice(
         before = CALL_OPEN + "\n"
     async for piece in _calls(backend, base, before, spec, sampling, tally, index):
         yield piece
+
+
+def rendered_prompt(backend: Backend, messages: Sequence[dict[str, Any]], spec: ToolSpec) -> str:
+    """The prompt up to the assistant's turn: by the model's own template where it has a Hermes-style
+    tools section, else in the documented layout of render.py."""
+    tokenizer = backend.tokenizer()
+    if tokenizer is not None and tokenizer.tool_format == "hermes":
+        return tokenizer.render_chat(template_messages(messages), tools=spec.tools)
+    return backend.apply_chat_template(prompt_messages(messages, spec))
 
 
 async def complete_choice(
