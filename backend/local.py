@@ -35,7 +35,7 @@ from .base import (
 )
 from .engine.requests import EngineRequest
 from .errors import InvalidRequest, MissingDependency
-from .sampling_params import lift_openai_fields, per_copy_seeds
+from .sampling_params import CLIENT_FIELDS, lift_openai_fields, per_copy_seeds
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
@@ -267,10 +267,6 @@ class LocalBackend:
                 f"{self.loaded.max_positions - 1}"
             )
         return request
-
-
-# Fields that describe the client, not the decoding: nothing to honour, nothing to report.
-CLIENT_FIELDS: frozenset[str] = frozenset({"user", "metadata", "store", "service_tier"})
 
 
 def _ignored_fields(sampling: SamplingParams) -> list[str]:

@@ -29,6 +29,10 @@ MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 MAX_LOGIT_BIAS = 100.0
 PENALTY_RANGE = (-2.0, 2.0)  # frequency and presence, as in the OpenAI API
 
+# Fields that describe the client, not the decoding: an OpenAI-compatible server gets them, an engine has
+# nothing to honour in them (and SGLang's native sampling parameters would refuse them).
+CLIENT_FIELDS: frozenset[str] = frozenset({"user", "metadata", "store", "service_tier"})
+
 ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar"]
 _DEFAULT_PARAM: dict[str, str] = {
     "json_schema": "response_format",

@@ -170,3 +170,14 @@ def test_streamed_tool_call_deltas_come_through(scripted) -> None:
     assert "".join(d.function.arguments or "" for d in deltas) == '{"city": "Paris"}'
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     assert chunks[-1].usage.completion_tokens == 4
+
+
+def test_sglangs_native_fields_leave_out_what_describes_the_client() -> None:
+    from backend import SamplingParams
+    from backend._sglang_wire import sglang_sampling
+    from backend.openai_compat import openai_sampling
+
+    extra = {"user": "u-1", "metadata": {"k": "v"}, "mirostat": 1}
+    native = sglang_sampling(SamplingParams(extra=extra))
+    assert "user" not in native and "metadata" not in native and native["mirostat"] == 1
+    assert openai_sampling(SamplingParams(extra=extra))["user"] == "u-1"
