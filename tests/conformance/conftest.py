@@ -7,7 +7,8 @@ By default it starts `promptfold serve --backend local` (the embedded SmolLM2). 
         --conformance-report bench/results/conformance_sglang
 
 writes `<report>.json` and `<report>.md` (one row per test: outcome, seconds, the reason of a skip or
-failure). Set PROMPTFOLD_CONFORMANCE_LABEL to name the setup in the report's title.
+failure; the option is declared in tests/conftest.py, or set PROMPTFOLD_CONFORMANCE_REPORT). Set
+PROMPTFOLD_CONFORMANCE_LABEL to name the setup in the report's title.
 """
 
 from __future__ import annotations
@@ -24,14 +25,6 @@ import openai
 import pytest
 
 BASE_URL_ENV = "PROMPTFOLD_CONFORMANCE_BASE_URL"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--conformance-report",
-        default=os.environ.get("PROMPTFOLD_CONFORMANCE_REPORT"),
-        help="write the conformance summary to PATH.json and PATH.md",
-    )
 
 
 @pytest.fixture(scope="session")
