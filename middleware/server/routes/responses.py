@@ -135,7 +135,10 @@ class _Events:
                 last = chunk if chunk.finish_reason is not None else last
                 chunk = await anext(self.prepared.chunks, None)
         except Exception as error:  # started already: report in-band
-            yield self.event("error", **from_exception(error).body()["error"])
+            body = from_exception(error).body()["error"]
+            yield self.event(
+                "error", code=body.get("code"), message=body.get("message"), param=body.get("param")
+            )
             return
         for event in self.close_items():
             yield event
