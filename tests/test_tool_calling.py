@@ -250,3 +250,27 @@ async def test_a_template_with_a_hermes_tools_section_renders_the_tools_itself()
     assert used["tools"] == TOOLS
     assert used["messages"][1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
     assert used["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "c1"}
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": "user", "content": 42}, "messages.0.content"),
+        ({"role": "user", "content": ["not a part"]}, "messages.0.content"),
+        ({"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}, "messages.0.tool_calls"),
+    ],
+)
+def test_malformed_history_is_a_400_naming_the_message(message: dict, param: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        prompt_messages([message], None)
+    assert caught.value.param == param
+
+
+def test_responses_input_that_is_not_text_or_parts_is_a_400() -> None:
+    from middleware.server.responses_api import ResponsesRequest, chat_messages
+
+    with pytest.raises(InvalidRequest) as caught:
+        chat_messages(ResponsesRequest(input=[{"role": "user", "content": 7}]), [])
+    assert caught.value.param == "input.0.content"
+    with pytest.raises(InvalidRequest):
+        chat_messages(ResponsesRequest(input=[{"role": "user", "content": [3]}]), [])

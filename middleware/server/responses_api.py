@@ -105,9 +105,11 @@ def chat_messages(body: ResponsesRequest, earlier: list[dict[str, Any]]) -> list
 def _content(content: Any, index: int) -> Any:
     if isinstance(content, str) or content is None:
         return content or ""
+    if not isinstance(content, list):
+        raise InvalidRequest("content must be text or a list of parts", param=f"input.{index}.content")
     parts = []
     for part in content:
-        kind = part.get("type")
+        kind = part.get("type") if isinstance(part, dict) else None
         if kind not in ("input_text", "output_text", "text"):
             raise InvalidRequest(
                 f"content of type '{kind}' is not supported; send text", param=f"input.{index}.content"

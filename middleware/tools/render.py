@@ -96,10 +96,7 @@ def _flat(message: dict[str, Any], index: int) -> dict[str, str]:
     if role == "developer":
         role = "system"
     if role == "assistant" and message.get("tool_calls"):
-        blocks = [
-            call_block(call["function"]["name"], call["function"].get("arguments") or "{}")
-            for call in message["tool_calls"]
-        ]
+        blocks = [_call_block(call, index) for call in message["tool_calls"]]
         content = "\n".join([content, *blocks] if content else blocks)
     elif role in ("tool", "function"):
         name = message.get("name")
@@ -108,9 +105,18 @@ def _flat(message: dict[str, Any], index: int) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
+def _call_block(call: Any, index: int) -> str:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest("a tool call needs function.name", param=f"messages.{index}.tool_calls")
+    return call_block(function["name"], function.get("arguments") or "{}")
+
+
 def _text(content: Any, index: int) -> str:
     if content is None or isinstance(content, str):
         return content or ""
+    if not isinstance(content, list):
+        raise InvalidRequest("content must be text or a list of parts", param=f"messages.{index}.content")
     texts = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None

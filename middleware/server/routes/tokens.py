@@ -24,6 +24,7 @@ from backend.base import Tokenizer
 from ...embeddings import shared_embedder
 from ...tools import prompt_messages, tool_spec
 from ...user_errors import InvalidRequest, UnsupportedRequest
+from ..schemas import ChatMessageIn
 from ..state import ServerState, get_state
 from .common import parse_body
 from .openai import served_names
@@ -41,7 +42,7 @@ class TokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str | None = None
     prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
+    messages: list[ChatMessageIn] | None = None
     tools: list[dict[str, Any]] | None = None
     add_generation_prompt: StrictBool = True
     add_special_tokens: StrictBool = True
@@ -116,7 +117,8 @@ async def tokenize(request: Request) -> dict[str, Any]:
     if body.messages is not None:
         spec = tool_spec(body.tools, None, None)
         text = tokenizer.render_chat(
-            prompt_messages(body.messages, spec), add_generation_prompt=body.add_generation_prompt
+            prompt_messages([m.as_sent() for m in body.messages], spec),
+            add_generation_prompt=body.add_generation_prompt,
         )
     else:
         text = str(body.prompt)
