@@ -24,7 +24,7 @@ from .base import (
     TopLogprob,
     UnsupportedRequest,
 )
-from .sampling_params import lift_openai_fields
+from .sampling_params import CLIENT_FIELDS, lift_openai_fields
 from .tokenizer import load_hf_tokenizer
 
 T = TypeVar("T")
@@ -191,7 +191,7 @@ def sampling_fields(
         fields.update(logprobs=True, top_logprobs=sampling.top_logprobs)
     if sampling.constraint is not None:
         fields.update(_constraint_fields(sampling.constraint, dialect))
-    fields.update(sampling.extra)
+    fields.update({k: v for k, v in sampling.extra.items() if dialect == "openai" or k not in CLIENT_FIELDS})
     return fields
 
 

@@ -208,6 +208,19 @@ class StreamDeltas:
     def __init__(self) -> None:
         self.text = ""
         self.ids: list[int] = []
+        self.logprobs_sent = 0
+
+    def new_logprobs(self, entries: list[TokenLogprob] | None) -> list[TokenLogprob] | None:
+        """The entries of `meta_info.output_token_logprobs` not sent yet (SGLang repeats them all in every
+        chunk unless it streams incrementally, when a chunk has only its own)."""
+        if not entries:
+            return None
+        if len(entries) > self.logprobs_sent and len(entries) == len(self.ids):  # cumulative
+            new = entries[self.logprobs_sent :]
+        else:
+            new = entries
+        self.logprobs_sent += len(new)
+        return new or None
 
     def step(
         self, text: str | None, ids: list[int] | None, completion_tokens: int | None

@@ -50,6 +50,8 @@ __all__ = [  # the errors live in errors.py; they are re-exported here for the e
     "StreamChunk",
     "TokenLogprob",
     "Tokenizer",
+    "ToolCall",
+    "ToolCallDelta",
     "TopLogprob",
     "UnsupportedRequest",
     "Usage",
@@ -57,7 +59,9 @@ __all__ = [  # the errors live in errors.py; they are re-exported here for the e
     "require",
 ]
 
-FinishReason = Literal["stop", "length"]
+# "tool_calls" and "content_filter" come from remote servers (and from promptfold's tool layer); a backend
+# passes on any other reason its server sent as it is, with a note.
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 ChatMessage = dict[str, Any]  # {"role": ..., "content": ...}, as in the OpenAI API
 
 
@@ -77,6 +81,9 @@ class Capabilities:
     constrained_decoding: bool = False  # SamplingParams.constraint (JSON schema, regex, choice, grammar)
     # frequency/presence/repetition penalties, logit_bias, top_k, min_p, min_tokens, stop_token_ids, ignore_eos
     sampling_penalties: bool = False
+    # the backend takes OpenAI `tools` / `tool_choice` (in SamplingParams.extra) and returns parsed tool
+    # calls itself (an OpenAI-compatible server); without it promptfold's tool layer renders and parses
+    tool_calls: bool = False
     max_context_tokens: int | None = None
 
 
@@ -216,6 +223,28 @@ class TokenLogprob:
 
 
 @dataclass
+class ToolCall:
+    """One function call the model made: `arguments` is the JSON text of the arguments, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+    type: str = "function"
+
+
+@dataclass
+class ToolCallDelta:
+    """A piece of a streamed tool call, as OpenAI sends them: the first piece of call `index` has its `id`
+    and `name`, later ones add to `arguments`."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    type: str | None = None
+
+
+@dataclass
 class Generation:
     """The result for one prompt.
 
@@ -231,16 +260,22 @@ class Generation:
     prompt_token_ids: list[int] | None = None
     prompt_logprobs: list[float | None] | None = None
     logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
     time_to_first_token_s: float | None = None
     latency_s: float | None = None
     notes: list[str] = field(default_factory=list)  # e.g. sampling fields the backend ignored
+    # Fields a remote server sent that the seam has no name for, by where they were: "response", "choice",
+    # "message" (or "delta") and "usage"; the proxy gives them back to its client as they came.
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
 class StreamChunk:
     """A piece of a streamed generation. The last chunk has `finish_reason` and `usage` set.
 
-    `logprobs` (when asked) has one entry per token of `token_ids`.
+    `logprobs` (when asked) has one entry per token of `token_ids`. `index` says which choice of a request
+    the chunk belongs to when several stream at once (n > 1); a backend's own stream is always index 0.
     """
 
     text: str
@@ -248,6 +283,9 @@ class StreamChunk:
     logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    index: int = 0
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)  # as on Generation
 
 
 @dataclass
@@ -275,14 +313,35 @@ class Tokenizer(Protocol):
         """`encode_with_offsets` of several texts in one call."""
         ...
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens included."""
+        ...
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """Each token's own text, as logprobs name tokens."""
+        ...
+
     def count(self, text: str) -> int: ...
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """Counts of several texts in one call."""
         ...
 
-    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
-        """The model's prompt text; UnsupportedRequest when the model has no chat template."""
+    def render_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        """The model's prompt text (with `tools` where the template has a tools section); UnsupportedRequest
+        when the model has no chat template."""
+        ...
+
+    @property
+    def tool_format(self) -> str | None:
+        """How the model's own template writes tool calls: "hermes" (`<tool_call>` JSON blocks), or None
+        when it has no tools section."""
         ...
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import json
 import os
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +36,7 @@ from .base import (
 )
 from .engine.requests import EngineRequest
 from .errors import InvalidRequest, MissingDependency
-from .sampling_params import lift_openai_fields
+from .sampling_params import CLIENT_FIELDS, lift_openai_fields, per_copy_seeds
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
@@ -120,7 +118,7 @@ class LocalBackend:
         sampling = self._checked(sampling)
         loop = asyncio.get_running_loop()
         sinks = [_FutureSink(loop) for _ in prompts]
-        per_prompt = _seeds_per_copy(prompts, sampling)
+        per_prompt = per_copy_seeds(prompts, sampling)
         # Rendering the chat template and tokenizing a long prompt take milliseconds: off the event loop.
         group = await asyncio.to_thread(
             lambda: [
@@ -272,33 +270,8 @@ class LocalBackend:
         return request
 
 
-def _seeds_per_copy(prompts: Sequence[Prompt], sampling: SamplingParams) -> list[SamplingParams]:
-    """The sampling of each prompt: with a seed, the i-th copy of the same prompt gets seed + i (vLLM's
-    rule for n > 1), so n choices differ but repeat; distinct prompts keep the seed as they would alone."""
-    if sampling.seed is None:
-        return [sampling] * len(prompts)
-    copies: dict[Any, int] = {}
-    out = []
-    for prompt in prompts:
-        key = _prompt_key(prompt)
-        copy = copies.get(key, 0)
-        copies[key] = copy + 1
-        out.append(sampling if copy == 0 else replace(sampling, seed=sampling.seed + copy))
-    return out
-
-
-def _prompt_key(prompt: Prompt) -> Any:
-    if prompt.embeds is not None:
-        return ("embeds", id(prompt.embeds))  # the same tensor object: a copy
-    if prompt.token_ids is not None:
-        return ("ids", tuple(prompt.token_ids))
-    if prompt.messages is not None:
-        return ("messages", json.dumps(prompt.messages, sort_keys=True, default=str))
-    return ("text", prompt.text)
-
-
 def _ignored_fields(sampling: SamplingParams) -> list[str]:
-    ignored = sorted(k for k in sampling.extra if k not in HONOURED_FIELDS)
+    ignored = sorted(k for k in sampling.extra if k not in HONOURED_FIELDS | CLIENT_FIELDS)
     return [f"the local engine ignored: {', '.join(ignored)}"] if ignored else []
 
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import httpx
 
+__all__ = ["OpenAICompatBackend", "openai_sampling", "usage_from_openai"]
+
+from ._openai_wire import StreamReader, generation_of, usage_from_openai
 from ._remote import (
     CONNECT_TIMEOUT_S,
     gather_all,
     load_tokenizer,
-    openai_logprobs,
     request_json,
     sampling_fields,
     sse_events,
@@ -35,41 +37,16 @@ from .base import (
     BackendError,
     Capabilities,
     ChatMessage,
-    FinishReason,
     Generation,
     Health,
     Prompt,
     SamplingParams,
     StreamChunk,
     UnsupportedRequest,
-    Usage,
 )
+from .sampling_params import per_copy_seeds
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
-
-
-def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
-    """OpenAI `usage` (with `prompt_tokens_details.cached_tokens` when the server reports it) as our Usage."""
-    usage = usage or {}
-    details = usage.get("prompt_tokens_details") or {}
-    return Usage(
-        int(usage.get("prompt_tokens") or 0),
-        int(usage.get("completion_tokens") or 0),
-        int(details.get("cached_tokens") or 0),
-    )
-
-
-def _finish_reason(raw: str | None, backend: str) -> tuple[FinishReason, list[str]]:
-    """OpenAI finish reasons as ours; ones we have no name for become "stop" with a note saying so."""
-    if raw == "length":
-        return "length", []
-    if raw in ("abort", "error"):
-        raise BackendError(
-            f"the {backend} server aborted the generation (finish_reason={raw})", backend=backend
-        )
-    if raw in ("stop", "eos", None):
-        return "stop", []
-    return "stop", [f"upstream finish_reason: {raw}"]
 
 
 class OpenAICompatBackend:
@@ -121,6 +98,7 @@ class OpenAICompatBackend:
             # it honours them (vLLM and SGLang do; a hosted API may refuse the vLLM extensions)
             constrained_decoding=True,
             sampling_penalties=True,
+            tool_calls=True,  # tools go to the server as sent; its tool calls come back as it parsed them
         )
 
     @property
@@ -175,7 +153,11 @@ class OpenAICompatBackend:
             raise UnsupportedRequest(
                 "prompt logprobs are not part of the OpenAI API; this backend cannot score prompts"
             )
-        requests = [self._route_and_body(p, sampling) for p in prompts]  # validates all before sending any
+        # validates all before sending any; with a seed, the i-th copy of a prompt samples with seed + i
+        requests = [
+            self._route_and_body(p, s)
+            for p, s in zip(prompts, per_copy_seeds(prompts, sampling), strict=True)
+        ]
         if not requests:
             return []
         await self.connect()
@@ -187,23 +169,13 @@ class OpenAICompatBackend:
         path, body = self._route_and_body(prompt, sampling)
         await self.connect()
         body = {**body, "model": self.model_id, "stream": True, "stream_options": {"include_usage": True}}
-        finish: FinishReason | None = None
-        usage = Usage()
+        reader = StreamReader(path == "/chat/completions", self.name)
         async for event in sse_events(
             self._client, self.base_url + path, body, backend=self.name, timeout_s=self.timeout_s
         ):
-            if event.get("usage"):
-                usage = usage_from_openai(event["usage"])
-            for choice in event.get("choices") or []:
-                delta = choice.get("delta") or {}
-                text = delta.get("content") if path == "/chat/completions" else choice.get("text")
-                if text:
-                    yield StreamChunk(text=text, logprobs=openai_logprobs(choice.get("logprobs")))
-                if choice.get("finish_reason"):
-                    finish, _ = _finish_reason(choice["finish_reason"], self.name)
-        if finish is None:
-            raise BackendError(f"{where(self.name, self.base_url)} ended the stream without a finish reason")
-        yield StreamChunk(text="", finish_reason=finish, usage=usage)
+            for chunk in reader.read(event):
+                yield chunk
+        yield reader.last(where(self.name, self.base_url))
 
     async def warm_prefix(self, prefix: Prompt) -> int:
         raise UnsupportedRequest("an OpenAI-compatible server cannot be told to keep a prefix cached")
@@ -284,21 +256,8 @@ class OpenAICompatBackend:
             timeout_s=self.timeout_s,
             body={**body, "model": self.model_id},
         )
-        try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") if path == "/chat/completions" else choice.get("text")
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise BackendError(
-                f"{where(self.name, url)} answered without a choice", backend=self.name
-            ) from exc
-        finish, notes = _finish_reason(choice.get("finish_reason"), self.name)
-        return Generation(
-            text=text or "",
-            finish_reason=finish,
-            usage=usage_from_openai(data.get("usage")),
-            latency_s=time.perf_counter() - started,
-            notes=notes,
-            logprobs=openai_logprobs(choice.get("logprobs")),
+        return generation_of(
+            data, path == "/chat/completions", self.name, where(self.name, url), time.perf_counter() - started
         )
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from .base import SamplingParams
+    from .base import Prompt, SamplingParams
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # OpenAI's seed is an int64
 MIN_TEMPERATURE = 0.01  # below it (but above 0) the softmax overflows; vLLM clamps to the same floor
@@ -28,6 +28,10 @@ MAX_TEMPERATURE = 2.0
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 MAX_LOGIT_BIAS = 100.0
 PENALTY_RANGE = (-2.0, 2.0)  # frequency and presence, as in the OpenAI API
+
+# Fields that describe the client, not the decoding: an OpenAI-compatible server gets them, an engine has
+# nothing to honour in them (and SGLang's native sampling parameters would refuse them).
+CLIENT_FIELDS: frozenset[str] = frozenset({"user", "metadata", "store", "service_tier"})
 
 ConstraintKind = Literal["json_schema", "json_object", "regex", "choice", "grammar"]
 _DEFAULT_PARAM: dict[str, str] = {
@@ -210,6 +214,35 @@ def _check_outputs(s: SamplingParams) -> None:
         )
     if s.top_logprobs and not s.logprobs:
         raise InvalidRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
+
+
+# --- n copies of a prompt under one seed -----------------------------------------------------------
+
+
+def per_copy_seeds(prompts: Sequence[Prompt], sampling: SamplingParams) -> list[SamplingParams]:
+    """The sampling of each prompt: with a seed, the i-th copy of the same prompt gets seed + i (vLLM's
+    rule for n > 1), so n choices differ but repeat; distinct prompts keep the seed as they would alone.
+    Every backend applies it, so n choices under a seed differ wherever they run."""
+    if sampling.seed is None:
+        return [sampling] * len(prompts)
+    copies: dict[Any, int] = {}
+    out = []
+    for prompt in prompts:
+        key = _prompt_key(prompt)
+        copy = copies.get(key, 0)
+        copies[key] = copy + 1
+        out.append(sampling if copy == 0 else replace(sampling, seed=sampling.seed + copy))
+    return out
+
+
+def _prompt_key(prompt: Prompt) -> Any:
+    if prompt.embeds is not None:
+        return ("embeds", id(prompt.embeds))  # the same tensor object: a copy
+    if prompt.token_ids is not None:
+        return ("ids", tuple(prompt.token_ids))
+    if prompt.messages is not None:
+        return ("messages", json.dumps(prompt.messages, sort_keys=True, default=str))
+    return ("text", prompt.text)
 
 
 # --- OpenAI / vLLM names in `extra` -> typed fields -----------------------------------------------

@@ -57,6 +57,7 @@ from .base import (
     require,
 )
 from .openai_compat import OpenAICompatBackend
+from .sampling_params import per_copy_seeds
 from .tokenizer import HFTokenizer
 from .weights import ModelWeights
 
@@ -162,10 +163,11 @@ class SGLangBackend:
                 "prompt logprobs need token ids: pass tokenizer= for chat messages; embeddings have none"
             )
         start = logprob_start if prompt_logprobs else None
+        per_prompt = per_copy_seeds(prompts, sampling)  # with a seed, copy i of a prompt gets seed + i
         jobs = [
             self._via_chat_route([prompts[i] for i in idx], sampling)
             if field == "chat"
-            else self._generate_batch(field, [inputs[i] for i in idx], sampling, start)
+            else self._generate_batch(field, [inputs[i] for i in idx], [per_prompt[i] for i in idx], start)
             for field, idx in groups.items()
         ]
         results: list[Generation | None] = [None] * len(prompts)
@@ -183,7 +185,8 @@ class SGLangBackend:
                 yield chunk
             return
         body = {field: value, "sampling_params": wire.sglang_sampling(sampling), "stream": True}
-        body.update(wire.logprob_fields(sampling))
+        asked = wire.logprob_fields(sampling)
+        body.update(asked)
         deltas, finished = wire.StreamDeltas(), False
         meta: dict[str, Any] = {}
         url = self.base_url + "/generate"
@@ -195,8 +198,9 @@ class SGLangBackend:
                 text, ids = deltas.step(
                     event.get("text"), event.get("output_ids"), meta.get("completion_tokens")
                 )
-                if text or ids:
-                    yield StreamChunk(text=text, token_ids=ids)
+                logprobs = deltas.new_logprobs(wire.output_logprobs(meta) if asked else None)
+                if text or ids or logprobs:
+                    yield StreamChunk(text=text, token_ids=ids, logprobs=logprobs)
                 finished = finished or meta.get("finish_reason") is not None
         except (BackendError, UnsupportedRequest) as exc:
             hinted = self._embeds_hint(exc) if field == "input_embeds" else None
@@ -288,9 +292,15 @@ class SGLangBackend:
     # --- helpers ----------------------------------------------------------------------------------
 
     async def _generate_batch(
-        self, field: str, inputs: list[Any], sampling: SamplingParams, logprob_start: int | None
+        self, field: str, inputs: list[Any], samplings: list[SamplingParams], logprob_start: int | None
     ) -> list[Generation]:
-        body: dict[str, Any] = {field: inputs, "sampling_params": wire.sglang_sampling(sampling)}
+        sampling = samplings[0]
+        params = [wire.sglang_sampling(s) for s in samplings]
+        # one sampling_params for all, or one per prompt where they differ (the seeds of n copies)
+        body: dict[str, Any] = {
+            field: inputs,
+            "sampling_params": params[0] if all(p == params[0] for p in params) else params,
+        }
         body.update(wire.logprob_fields(sampling))
         if logprob_start is not None:
             # SGLang leaves out the token at logprob_start_len itself (it pads a None only at 0): ask

@@ -34,6 +34,14 @@ class HFTokenizer:
         spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
         return ids, spans
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens included."""
+        return str(self.hf.decode(list(ids), skip_special_tokens=False))
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """Each token's own text (as logprobs name tokens)."""
+        return [str(self.hf.decode([i], skip_special_tokens=False)) for i in ids]
+
     def count(self, text: str) -> int:
         return len(self.hf(text, add_special_tokens=False)["input_ids"])
 
@@ -57,13 +65,28 @@ class HFTokenizer:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.hf, "chat_template", None))
 
-    def render_chat(self, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = True) -> str:
-        """The model's prompt text for `messages`; UnsupportedRequest when the model has no chat template."""
+    @property
+    def tool_format(self) -> str | None:
+        """ "hermes" when the chat template has a tools section whose calls are `<tool_call>` JSON blocks
+        (Qwen2.5, Qwen3, Hermes and their kin), else None (SmolLM2's template has no tools section)."""
+        template = str(getattr(self.hf, "chat_template", None) or "")
+        return "hermes" if "tools" in template and "<tool_call>" in template else None
+
+    def render_chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        """The model's prompt text for `messages` (and `tools`, for a template with a tools section);
+        UnsupportedRequest when the model has no chat template."""
         if not self.has_chat_template:
             raise UnsupportedRequest(f"the model {self.name} has no chat template")
+        extra = {"tools": list(tools)} if tools else {}
         return str(
             self.hf.apply_chat_template(
-                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
+                list(messages), add_generation_prompt=add_generation_prompt, tokenize=False, **extra
             )
         )
 

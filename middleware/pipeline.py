@@ -10,23 +10,31 @@ from `middleware.stages` so that this file stays the same when a stage is added.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from backend import Backend, Generation, Prompt, SamplingParams, StreamChunk, Usage
+from backend.sampling_params import per_copy_seeds
 
 from .config import Settings
 from .options import RequestOptions
 from .report import RequestReport, StageReport
+from .streams import merged
 from .tokens import TokenCounter, token_counter
+from .tools import ToolSpec, check_backend, complete_choice, prompt_messages, stream_choice
 
 
 @dataclass
 class Request:
     """A chat request (`messages`), a completion request (`prompt`: text or token ids), or, once a stage
-    replaced part of it by vectors (gists), `embeds` ([tokens, hidden]) standing for the whole prompt."""
+    replaced part of it by vectors (gists), `embeds` ([tokens, hidden]) standing for the whole prompt.
+
+    `messages` are in OpenAI's shapes as the client sent them (tool calls, tool results, content parts);
+    `tools` is what the request asks about tools; `prompt_logprobs` asks the backend to score the prompt
+    (completions' `echo` with `logprobs`)."""
 
     sampling: SamplingParams
     messages: list[dict[str, Any]] | None = None
@@ -34,12 +42,18 @@ class Request:
     embeds: Any = None
     n: int = 1
     options: RequestOptions = field(default_factory=RequestOptions)
+    tools: ToolSpec | None = None
+    prompt_logprobs: bool = False
 
-    def backend_prompt(self) -> Prompt:
+    def backend_prompt(self, backend: Backend | None = None) -> Prompt:
+        """The prompt for `backend`: messages go as sent to a server that takes tools itself, and as text
+        messages (calls and results written in tags, see `tools.render`) to every other backend."""
         if self.embeds is not None:
             return Prompt.from_embeds(self.embeds)
         if self.messages is not None:
-            return Prompt.from_messages(self.messages)
+            if backend is not None and backend.capabilities.tool_calls:
+                return Prompt.from_messages(self.messages)
+            return Prompt.from_messages(prompt_messages(self.messages, None))
         if isinstance(self.prompt, str):
             return Prompt.from_text(self.prompt)
         if self.prompt is not None:
@@ -77,15 +91,57 @@ class Executor(Protocol):
 
 
 class PlainExecutor:
-    """One backend call: `n` copies of the prompt in one batch (they share the whole prompt's KV)."""
+    """One backend call: `n` copies of the prompt in one batch (they share the whole prompt's KV). With
+    tools, on a backend that does not take them itself, each choice runs through `tools` instead."""
 
     async def complete(self, request: Request, context: Context) -> list[Generation]:
-        prompts = [request.backend_prompt()] * request.n
-        return await context.backend.generate(prompts, request.sampling)
+        backend = context.backend
+        if _tool_layer(request, backend):
+            assert request.messages is not None and request.tools is not None
+            samplings = per_copy_seeds([Prompt.from_text("")] * request.n, request.sampling)
+            return list(
+                await asyncio.gather(
+                    *(complete_choice(backend, request.messages, request.tools, s) for s in samplings)
+                )
+            )
+        prompts = [request.backend_prompt(backend)] * request.n
+        return await backend.generate(
+            prompts, _with_tools(request, backend), prompt_logprobs=request.prompt_logprobs
+        )
 
     async def stream(self, request: Request, context: Context) -> AsyncIterator[StreamChunk]:
-        async for chunk in context.backend.stream(request.backend_prompt(), request.sampling):
+        samplings = per_copy_seeds([Prompt.from_text("")] * request.n, request.sampling)
+        streams = [self._one(request, context.backend, s, i) for i, s in enumerate(samplings)]
+        async for chunk in merged(streams):
             yield chunk
+
+    async def _one(
+        self, request: Request, backend: Backend, sampling: SamplingParams, index: int
+    ) -> AsyncIterator[StreamChunk]:
+        if _tool_layer(request, backend):
+            assert request.messages is not None and request.tools is not None
+            async for chunk in stream_choice(backend, request.messages, request.tools, sampling, index):
+                yield chunk
+            return
+        prompt = request.backend_prompt(backend)
+        async for chunk in backend.stream(prompt, _with_tools(replace(request, sampling=sampling), backend)):
+            chunk.index = index
+            yield chunk
+
+
+def _tool_layer(request: Request, backend: Backend) -> bool:
+    """Whether promptfold renders and parses this request's tool calls (the backend does not)."""
+    if request.tools is None or not request.tools.calls_allowed or backend.capabilities.tool_calls:
+        return False
+    check_backend(backend)
+    return True
+
+
+def _with_tools(request: Request, backend: Backend) -> SamplingParams:
+    """The sampling, with the request's tool fields for a server that takes tools itself."""
+    if request.tools is None or not backend.capabilities.tool_calls:
+        return request.sampling
+    return replace(request.sampling, extra={**request.sampling.extra, **request.tools.raw})
 
 
 @dataclass
@@ -145,12 +201,14 @@ class Pipeline:
 
         async def chunks() -> AsyncIterator[StreamChunk]:
             first = True
+            finals: dict[int, Usage] = {}  # the usage of each choice, once it finished
             async for chunk in executor.stream(request, context):
-                if first and chunk.text:
+                if first and (chunk.text or chunk.tool_calls):
                     context.report.time_to_first_token_s = time.perf_counter() - started
                     first = False
                 if chunk.usage is not None:
-                    _account(context.report, [chunk.usage], started)
+                    finals[chunk.index] = chunk.usage
+                    _account(context.report, [finals[i] for i in sorted(finals)], started)
                 yield chunk
 
         return PreparedStream(chunks(), context.report)
@@ -175,6 +233,9 @@ class Pipeline:
 
     def _executor(self, request: Request, report: RequestReport) -> Executor:
         plan = request.options.plan()
+        if plan != "plain" and request.tools is not None and request.tools.calls_allowed:
+            report.notes.append(f"plan '{plan}' does not call tools; answered with plain decoding")
+            plan = "plain"
         executor = self.executors.get(plan)
         if executor is None:
             report.notes.append(
@@ -186,8 +247,9 @@ class Pipeline:
 
 
 def _account(report: RequestReport, usages: list[Usage], started: float) -> None:
-    total = sum(usages, Usage())
-    report.prompt_tokens = total.prompt_tokens
-    report.completion_tokens = total.completion_tokens
-    report.cached_tokens = total.cached_tokens
+    """The request's usage from its choices': n choices share one prompt, so it counts once (as OpenAI,
+    vLLM and SGLang count it); their completions add up."""
+    report.prompt_tokens = usages[0].prompt_tokens if usages else 0
+    report.cached_tokens = usages[0].cached_tokens if usages else 0
+    report.completion_tokens = sum(u.completion_tokens for u in usages)
     report.time_s = time.perf_counter() - started

@@ -27,6 +27,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("PROMPTFOLD_CONTRACT_EMBEDS_BACKEND"),
         help="a second backend for input-embeddings checks (SGLang needs --disable-radix-cache for them)",
     )
+    parser.addoption(
+        "--conformance-report",
+        default=os.environ.get("PROMPTFOLD_CONFORMANCE_REPORT"),
+        help="tests/conformance: write the summary to PATH.json and PATH.md",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from backend.engine.logits import RowRules, TokenHistory, apply_rules
 from backend.engine.model import LoadedModel
 from backend.engine.requests import EngineRequest
 from backend.engine.scheduler import Engine
-from backend.local import _seeds_per_copy
+from backend.sampling_params import per_copy_seeds
 
 from .engine_doubles import Collect, tiny_llama
 
@@ -143,9 +143,9 @@ def test_penalties_follow_the_openai_and_vllm_formulas() -> None:
 
 def test_the_ith_copy_of_a_prompt_samples_with_seed_plus_i() -> None:
     a, b = Prompt.from_text("a"), Prompt.from_text("b")
-    seeds = [s.seed for s in _seeds_per_copy([a, a, b, a, Prompt.from_text("a")], SamplingParams(seed=7))]
+    seeds = [s.seed for s in per_copy_seeds([a, a, b, a, Prompt.from_text("a")], SamplingParams(seed=7))]
     assert seeds == [7, 8, 7, 9, 10]
-    assert {s.seed for s in _seeds_per_copy([a, a], SamplingParams())} == {None}
+    assert {s.seed for s in per_copy_seeds([a, a], SamplingParams())} == {None}
 
 
 async def test_n_seeded_choices_differ_and_repeat_run_to_run(local_backend) -> None:

@@ -103,9 +103,9 @@ def test_n_choices_share_one_batch(client: openai.OpenAI) -> None:
     assert [c.index for c in response.choices] == [0, 1, 2]
 
 
-def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
+def test_models_lists_the_served_model_and_its_aliases(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == ["SmolLM2-135M-Instruct"]
+    assert ids == ["SmolLM2-135M-Instruct", "default", "promptfold"]
     assert client.models.retrieve("SmolLM2-135M-Instruct").id == "SmolLM2-135M-Instruct"
 
 
@@ -208,3 +208,35 @@ def test_metrics_count_requests_and_tokens(proxy_url: str, client: openai.OpenAI
         line for line in text.splitlines() if line.startswith("promptfold_prompt_tokens_total")
     )
     assert float(prompt_line.split()[-1]) > 0
+
+
+def test_answer_logprobs_are_the_engines_own_scores_of_those_tokens(client: openai.OpenAI) -> None:
+    prompt = "The capital of France is"
+    answer = client.completions.create(
+        model="default", prompt=prompt, max_tokens=2, temperature=0, logprobs=0
+    )
+    generated = answer.choices[0].logprobs
+    # The engine scoring prompt + answer (prefill only) gives each answer token the same logprob.
+    scored = (
+        client.completions.create(
+            model="default", prompt=prompt + answer.choices[0].text, max_tokens=0, echo=True, logprobs=0
+        )
+        .choices[0]
+        .logprobs
+    )
+    n = len(generated.tokens)
+    assert n == answer.usage.completion_tokens == 2  # " Paris", ".": the same tokens when re-read
+    assert scored.tokens[-n:] == generated.tokens
+    for made, rescored in zip(generated.token_logprobs, scored.token_logprobs[-n:], strict=True):
+        assert abs(made - rescored) < 0.05
+
+
+def test_stream_headers_leave_out_counts_known_only_at_the_end(client: openai.OpenAI) -> None:
+    with client.chat.completions.with_streaming_response.create(
+        model="default", messages=CHAT, max_tokens=2, stream=True
+    ) as response:
+        assert response.headers["x-promptfold-backend"] == "local"
+        assert "x-promptfold-prompt-tokens" not in response.headers
+        assert response.headers.get("x-request-id")
+        chunks = [line for line in response.iter_lines() if line.startswith("data: {")]
+    assert '"promptfold"' in chunks[-1] or '"promptfold"' in chunks[-2]

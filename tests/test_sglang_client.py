@@ -244,6 +244,15 @@ async def test_streaming_turns_sglangs_chunks_into_deltas(sglang, fake, incremen
     assert last.usage.cached_tokens > 0  # the same prompt ran just before
 
 
+@pytest.mark.parametrize("incremental", [False, True])
+async def test_streamed_logprobs_come_once_per_token(sglang, fake, incremental):
+    fake.incremental_stream = incremental
+    sampling = SamplingParams(temperature=0, max_tokens=8, logprobs=True)
+    chunks = [c async for c in sglang.stream(Prompt.from_text("stream this sentence"), sampling)]
+    entries = [e for c in chunks for e in c.logprobs or []]
+    assert [e.token_id for e in entries] == [t for c in chunks for t in c.token_ids]
+
+
 async def test_a_stream_of_zero_tokens_finishes_with_length(sglang):
     chunks = [c async for c in sglang.stream(Prompt.from_text("nothing"), SamplingParams(max_tokens=0))]
     assert [(c.text, c.finish_reason) for c in chunks] == [("", "length")]

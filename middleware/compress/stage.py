@@ -35,15 +35,31 @@ class CompressStage:
         if request.messages is None and not isinstance(request.prompt, str):
             return request, StageReport.skipped(NAME, "token-id prompts are not compressed")
         if request.messages is not None:
-            result = await self.service.compress(options, messages=request.messages)
+            # Tool structure is never compressed: calls, results and content parts stay as sent.
+            texts = [i for i, m in enumerate(request.messages) if _plain_text(m)]
+            if not texts:
+                return request, StageReport.skipped(NAME, "no plain-text message to compress")
+            result = await self.service.compress(options, messages=[request.messages[i] for i in texts])
         else:
             result = await self.service.compress(options, text=str(request.prompt))
         report = stage_report(result, options)
         if not report.applied:
             return request, report
         if result.messages is not None:
-            return replace(request, messages=result.messages), report
+            messages = list(request.messages or [])
+            for index, message in zip(texts, result.messages, strict=True):
+                messages[index] = message
+            return replace(request, messages=messages), report
         return replace(request, prompt=result.text), report
+
+
+def _plain_text(message: dict[str, Any]) -> bool:
+    """A message compression may rewrite: text content, and no part in a tool call's structure."""
+    return (
+        isinstance(message.get("content"), str)
+        and message.get("role") not in ("tool", "function")
+        and not message.get("tool_calls")
+    )
 
 
 def stage_report(result: CompressionResult, options: CompressOptions) -> StageReport:

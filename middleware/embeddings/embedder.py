@@ -78,6 +78,13 @@ class Embedder:
         """Float32 unit vectors of `texts` (documents, passages), [len(texts), dim]."""
         return self._cached(list(texts), "", lambda model, todo: self._encode(model, todo))
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How many of the model's tokens each text has (special tokens included, as it reads them)."""
+        return [
+            int(n)
+            for n in self._run(lambda model: [len(ids) for ids in model.tokenizer(list(texts))["input_ids"]])
+        ]
+
     def embed_query(self, text: str) -> np.ndarray:
         """The unit vector of one search query (through the `query_precision` model), [dim]."""
         if self.query_precision == "float32":

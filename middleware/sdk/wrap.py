@@ -97,6 +97,8 @@ def _parse(kwargs: dict[str, Any], middleware: Middleware) -> tuple[ChatCompleti
             parsed = ChatCompletionRequest.model_validate(body)
         except ValidationError as error:
             raise validation_error(error) from error
+        if not parsed.model:
+            raise InvalidRequest("the wrapped client needs a model name", param="model")
         options = request_options(parsed.promptfold, middleware.settings.stage_defaults)
         request = chat_request(parsed, middleware.settings.default_max_tokens, options)
     except InvalidRequest as error:
@@ -113,14 +115,13 @@ class _Completions:
 
         parsed, request = _parse(kwargs, self._middleware)
         loop = self._middleware._loop
-        pipeline = loop.run(self._pipelines.get(parsed.model))
+        model = str(parsed.model)
+        pipeline = loop.run(self._pipelines.get(model))
         if parsed.stream:
             prepared = loop.run(pipeline.stream(request))
-            return _sync_chunks(loop.iterate(prepared.chunks), prepared.report, parsed.model)
+            return _sync_chunks(loop.iterate(prepared.chunks), prepared.report, model, parsed.n)
         completion = loop.run(pipeline.complete(request))
-        return ChatCompletion.model_validate(
-            chat_completion(completion, parsed.model).model_dump(exclude_none=True)
-        )
+        return ChatCompletion.model_validate(chat_completion(completion, model).body())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -132,40 +133,39 @@ class _AsyncCompletions(_Completions):
 
         parsed, request = _parse(kwargs, self._middleware)
         loop = self._middleware._loop
-        pipeline = await loop.run_async(self._pipelines.get(parsed.model))
+        model = str(parsed.model)
+        pipeline = await loop.run_async(self._pipelines.get(model))
         if parsed.stream:
             prepared = await loop.run_async(pipeline.stream(request))
-            return _async_chunks(loop.iterate_async(prepared.chunks), prepared.report, parsed.model)
+            return _async_chunks(loop.iterate_async(prepared.chunks), prepared.report, model, parsed.n)
         completion = await loop.run_async(pipeline.complete(request))
-        return ChatCompletion.model_validate(
-            chat_completion(completion, parsed.model).model_dump(exclude_none=True)
-        )
+        return ChatCompletion.model_validate(chat_completion(completion, model).body())
 
 
-def _sync_chunks(chunks: Iterator[Any], report: Any, model: str) -> Iterator[Any]:
+def _sync_chunks(chunks: Iterator[Any], report: Any, model: str, n: int) -> Iterator[Any]:
     from openai.types.chat import ChatCompletionChunk
 
-    render = ChatChunks(model)
-    yield ChatCompletionChunk.model_validate(render.role_chunk().model_dump(exclude_none=True))
+    render, finished = ChatChunks(model), [0]
     for chunk in chunks:
-        for piece in _render(render, chunk, report):
+        for piece in _render(render, chunk, report, n, finished):
             yield ChatCompletionChunk.model_validate(piece)
 
 
-async def _async_chunks(chunks: AsyncIterator[Any], report: Any, model: str) -> AsyncIterator[Any]:
+async def _async_chunks(chunks: AsyncIterator[Any], report: Any, model: str, n: int) -> AsyncIterator[Any]:
     from openai.types.chat import ChatCompletionChunk
 
-    render = ChatChunks(model)
-    yield ChatCompletionChunk.model_validate(render.role_chunk().model_dump(exclude_none=True))
+    render, finished = ChatChunks(model), [0]
     async for chunk in chunks:
-        for piece in _render(render, chunk, report):
+        for piece in _render(render, chunk, report, n, finished):
             yield ChatCompletionChunk.model_validate(piece)
 
 
-def _render(render: ChatChunks, chunk: Any, report: Any) -> list[dict[str, Any]]:
-    pieces = []
-    if chunk.text:
-        pieces.append(render.content(chunk.text).model_dump(exclude_none=True))
+def _render(render: ChatChunks, chunk: Any, report: Any, n: int, finished: list[int]) -> list[dict[str, Any]]:
+    """The OpenAI chunks for one pipeline chunk (role first for a new choice); the report goes with the
+    last choice's finish."""
+    pieces = [p.model_dump(exclude_none=True) for p in render.pieces(chunk)]
     if chunk.finish_reason is not None:
-        pieces.append(render.finish(chunk.finish_reason, report.as_dict()).model_dump(exclude_none=True))
+        finished[0] += 1
+        done = report.as_dict() if finished[0] == n else None
+        pieces.append(render.finish(chunk.finish_reason, done, chunk.index).model_dump(exclude_none=True))
     return pieces

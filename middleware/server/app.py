@@ -21,7 +21,7 @@ from .errors import ApiError, install_error_handlers
 from .guards import BodySizeLimit, InternalErrors, RequestIds, api_key_checker
 from .metrics import Metrics, RequestMetrics
 from .openapi import openapi_document
-from .routes import compress, corpora, gists, openai
+from .routes import completions, compress, corpora, gists, openai, responses, tokens
 from .state import ServerState, get_state
 
 log = logging.getLogger("promptfold.server")
@@ -88,7 +88,8 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     behind it unless the settings open them, and the complete OpenAPI document."""
     key = settings.api_key.get_secret_value() if settings.api_key else None
     auth = api_key_checker(key)
-    routers = [surface.build_router(auth) for surface in (openai, compress, corpora, gists)]
+    surfaces = (openai, completions, responses, tokens, compress, corpora, gists)
+    routers = [surface.build_router(auth) for surface in surfaces]
     for router in routers:
         app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"])  # open: load balancers probe it without a key

@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from .responses_api import ResponsesRequest
 from .routes.compress import CompressRequest
 from .routes.corpora import AddDocuments, CreateCorpus
 from .routes.gists import GistCreate
+from .routes.tokens import DetokenizeRequest, EmbeddingRequest, TokenizeRequest
 from .schemas import ChatCompletionRequest, CompletionRequest, ErrorResponse
 
 REF = "#/components/schemas/{model}"
@@ -29,6 +31,10 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/corpora", "post"): CreateCorpus,
     ("/v1/corpora/{name}/documents", "post"): AddDocuments,
     ("/v1/gists", "post"): GistCreate,
+    ("/v1/responses", "post"): ResponsesRequest,
+    ("/v1/embeddings", "post"): EmbeddingRequest,
+    **{(f"{prefix}/tokenize", "post"): TokenizeRequest for prefix in ("", "/v1")},
+    **{(f"{prefix}/detokenize", "post"): DetokenizeRequest for prefix in ("", "/v1")},
 }
 
 # What any route may answer besides its success (README, "errors"); a few surfaces add their own.

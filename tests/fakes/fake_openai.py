@@ -97,7 +97,7 @@ class FakeOpenAIServer:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
             body = await self._body(request)
-            rendered = "".join(f"<|{m['role']}|>{m['content']}\n" for m in body["messages"]) + "<|assistant|>"
+            rendered = "".join(f"<|{m.get('role')}|>{_text(m)}\n" for m in body["messages"]) + "<|assistant|>"
             return self._complete(body, toy.tokenize(rendered), chat=True)
 
         @app.post("/v1/completions")
@@ -154,6 +154,15 @@ class FakeOpenAIServer:
         if include_usage:
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A message's text as a server would read it: a string, the text parts of a list, or nothing (an
+    assistant turn that only calls tools)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
 
 
 def _logprobs(ids: list[int], body: dict[str, Any], *, chat: bool) -> dict[str, Any]:

@@ -137,7 +137,9 @@ class FakeSGLangServer(FakeOpenAIServer):
         sampling = body.get("sampling_params") or {}
         if body.get("stream"):
             out = toy.decode(prompts[0], int(sampling.get("max_new_tokens", 128)), sampling.get("stop"))
-            return StreamingResponse(self._stream(prompts[0], out, cached[0]), media_type="text/event-stream")
+            return StreamingResponse(
+                self._stream(prompts[0], out, cached[0], body), media_type="text/event-stream"
+            )
         answers = [self._answer(ids, n, sampling, body) for ids, n in zip(prompts, cached, strict=True)]
         return answers[0] if single else answers
 
@@ -163,7 +165,9 @@ class FakeSGLangServer(FakeOpenAIServer):
                 ]
         return {"text": out.text, "output_ids": out.ids, "meta_info": meta}
 
-    async def _stream(self, ids: list[int], out: toy.Decoded, cached: int) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, ids: list[int], out: toy.Decoded, cached: int, body: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
         steps = max(len(out.ids), 1)  # max_new_tokens 0 still sends one (finishing) chunk
         for k in range(1, steps + 1):
             done = k == steps
@@ -175,6 +179,8 @@ class FakeSGLangServer(FakeOpenAIServer):
                 }
             else:
                 chunk = {"text": out.text[:k] if not done else out.text, "output_ids": out.ids[:k]}
+            if body.get("return_logprob"):  # as the ids: cumulative, or this chunk's only
+                meta["output_token_logprobs"] = [[-0.1, t, chr(t)] for t in chunk["output_ids"]]
             yield b"data: " + json.dumps({**chunk, "meta_info": meta}).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
