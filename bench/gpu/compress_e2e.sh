@@ -12,7 +12,7 @@ set -u
 source bench/gpu/prelude.sh
 PARTS=${1:-ttft,compress,load,replay}
 L=/root/stage/logs; mkdir -p $L
-export PROMPTFOLD_CAUSAL_LM=/root/model PROMPTFOLD_EMBEDDER=$PWD/.carry3/minilm PROMPTFOLD_DATA_DIR=/tmp/pf-data
+export PROMPTFOLD_CAUSAL_LM=/root/model PROMPTFOLD_DATA_DIR=/tmp/pf-data
 if [ ! -d /root/big8b ]; then
   cp -r /root/tmpl /root/big8b
   python3 - <<'PY'
