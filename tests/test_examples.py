@@ -28,7 +28,7 @@ def test_sdk_chat_example_answers_streams_and_compresses() -> None:
     out = run_example("sdk_chat.py")
     assert "answer: The capital of France is Paris." in out
     assert "compressed 98 -> 49 tokens (ratio 0.50)" in out
-    assert "compressed chat: 106 -> 51 tokens; answer:" in out
+    assert "compressed chat: 110 -> 55 tokens; answer:" in out
     assert "1987" in out.split("compressed chat:")[1]  # the sentence with the answer was kept
 
 
