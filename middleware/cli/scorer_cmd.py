@@ -53,6 +53,7 @@ def register(commands: Any) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--per-channel", action="store_true", help="int8 weights per channel")
     train.add_argument("--eval-requests", type=int, default=1500, help="held-out requests for the int8 check")
+    train.add_argument("--train-seconds", type=float, help="stop fitting after this long (default: no limit)")
     train.set_defaults(run=run_train)
     install = actions.add_parser("install", help="install a trained export into the package")
     install.add_argument("source", help="a folder with card.json etc., or with classifier.tar.part* files")
@@ -82,6 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         per_channel=args.per_channel,
         eval_requests=args.eval_requests,
+        train_seconds=args.train_seconds,
     )
     config.out.mkdir(parents=True, exist_ok=True)
     try:

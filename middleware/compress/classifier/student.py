@@ -40,7 +40,9 @@ def from_pretrained(folder: str, layers: int | None = None) -> TokenRegressor:
     """A student from a sentence-transformers / HF BERT folder (MiniLM), float32, keeping `layers` of its
     layers spread evenly from the first to the last (all when None)."""
     from transformers import BertModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # a sentence-transformers folder holds a pooler we do not load
     encoder = BertModel.from_pretrained(
         folder, add_pooling_layer=False, dtype=torch.float32, local_files_only=True
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ class FitConfig:
     weight_decay: float = 0.01
     warmup: float = 0.06  # share of the steps
     seed: int = 0
+    time_limit_s: float | None = None  # stop early (and say so) when training takes longer
 
 
 def training_arrays(rows: Sequence[Row], examples: Sequence[Example]) -> list[dict[str, np.ndarray]]:
@@ -82,7 +83,11 @@ def fit(
     history: list[float] = []
     losses: list[float] = []
     started = time.perf_counter()
-    for step, indices in enumerate(_batches(len(arrays), config, steps, generator)):
+    lengths = np.asarray([len(a["ids"]) for a in arrays])
+    done = 0
+    for step, indices in enumerate(_batches(lengths, config, steps, generator)):
+        if config.time_limit_s is not None and time.perf_counter() - started > config.time_limit_s:
+            break
         ids, mask, types, target, weight = _collate([arrays[i] for i in indices], device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             predicted = model(ids, mask, types).float()
@@ -96,10 +101,12 @@ def fit(
         if (step + 1) % max(1, steps // 10) == 0:
             history.append(round(float(np.mean(losses)), 4))
             losses = []
+        done = step + 1
         if advance is not None:
             advance(1)
     model.eval()
     return {
+        "steps_done": done,
         "steps": steps,
         "loss_history": history,
         "seconds": round(time.perf_counter() - started, 1),
@@ -112,14 +119,23 @@ def steps_for(rows: int, config: FitConfig) -> int:
     return max(1, math.ceil(rows * config.epochs / config.batch_rows))
 
 
-def _batches(count: int, config: FitConfig, steps: int, generator: np.random.Generator) -> Any:
-    """`steps` batches of row indices: shuffled epochs, cut into batches of `batch_rows`."""
+def _batches(
+    lengths: np.ndarray, config: FitConfig, steps: int, generator: np.random.Generator
+) -> Iterator[list[int]]:
+    """`steps` batches of `batch_rows` row indices from shuffled epochs; rows are sorted by length within
+    runs of 50 batches, so that a batch pads little, and those batches are shuffled again."""
+    pending: list[list[int]] = []
     order: list[int] = []
     for _ in range(steps):
-        if len(order) < config.batch_rows:
-            order.extend(generator.permutation(count).tolist())
-        yield order[: config.batch_rows]
-        del order[: config.batch_rows]
+        if not pending:
+            run = config.batch_rows * 50
+            while len(order) < run:
+                order.extend(generator.permutation(len(lengths)).tolist())
+            chunk = sorted(order[:run], key=lambda i: lengths[i])
+            del order[:run]
+            pending = [chunk[i : i + config.batch_rows] for i in range(0, run, config.batch_rows)]
+            generator.shuffle(pending)  # type: ignore[arg-type]
+        yield pending.pop()
 
 
 def _collate(rows: list[dict[str, np.ndarray]], device: str) -> tuple[torch.Tensor, ...]:

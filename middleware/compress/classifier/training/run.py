@@ -54,63 +54,35 @@ class TrainConfig:
     geometry: Geometry = field(default_factory=Geometry)
     per_channel: bool = False
     eval_requests: int = 1500  # held-out requests scored by the exported int8 model on the CPU
+    train_seconds: float | None = None  # stop fitting after this long (the report says so)
+
+
+@dataclass
+class Prepared:
+    """The training data: the corpus, the teacher, and held-out and training examples with their rows."""
+
+    corpus: Any
+    teacher: dict[str, Any]
+    student: Any  # ModelRef of the student's starting point
+    examples: list[Any]
+    train_set: list[Any]
+    eval_set: list[Any]
+    train_rows: list[Any]
+    eval_rows: list[Any]
+    teacher_tokens: int
 
 
 def train(config: TrainConfig, progress: Progress = quiet) -> dict[str, Any]:
     import torch
-    from tokenizers import Tokenizer
-
-    from backend.models import resolve_embedder
-
-    from ..rows import RowEncoder
-    from ..student import from_pretrained
-    from .corpus import build_corpus
-    from .fit import FitConfig, fit, predict, steps_for, training_arrays
-    from .recording import record_requests
-    from .teacher import build_examples, teacher_scores
 
     _seed(config.seed)
     times: dict[str, float] = {}
+    data = prepare(config, progress, times)
     clock = time.perf_counter()
-    corpus = build_corpus(config.eval_dir, config.budget_chars, config.seed)
-    with progress("recording requests", len(corpus.prompts)) as advance:
-        recorded = record_requests(corpus.prompts, advance)
-    clock = _lap(times, "corpus", clock)
-    requests = [r for _, r in recorded]
-    with progress("teacher scoring", len(requests)) as advance:
-        scores, teacher = teacher_scores(requests, config.teacher, config.device, advance)
-    clock = _lap(times, "teacher", clock)
-
-    student_ref = resolve_embedder(config.student)
-    tokenizer = Tokenizer.from_file(str(student_ref.path / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    encoder = RowEncoder(tokenizer, config.geometry)
-    examples = build_examples([p for p, _ in recorded], requests, scores, encoder)
-    held = [corpus.prompts[e.prompt].in_eval(config.eval_percent) for e in examples]
-    train_set = [e for e, h in zip(examples, held, strict=True) if not h]
-    eval_set = [e for e, h in zip(examples, held, strict=True) if h]
-    train_rows = encoder.rows([(e.ids, e.spans) for e in train_set], [e.request.prefix for e in train_set])
-    eval_rows = encoder.rows([(e.ids, e.spans) for e in eval_set], [e.request.prefix for e in eval_set])
-    arrays = training_arrays(train_rows, train_set)
-    clock = _lap(times, "targets", clock)
-
-    model = from_pretrained(str(student_ref.path), config.layers)
-    fit_config = FitConfig(config.epochs, config.batch_rows, config.lr, seed=config.seed)
-    with progress("training", steps_for(len(arrays), fit_config)) as advance:
-        fitted = fit(model, arrays, fit_config, config.device, advance)
+    model, fitted, metrics = _fit_and_evaluate(config, data, progress)
     clock = _lap(times, "training", clock)
-    predicted = predict(model, eval_rows, eval_set, config.device)
-    metrics = {
-        "float": _evaluate(eval_set, [(e.spans[:, 0], p) for e, p in zip(eval_set, predicted, strict=True)])
-    }
-    clock = _lap(times, "evaluation", clock)
-
-    data = _data_summary(corpus, examples, train_set, eval_set, len(train_rows), scores)
-    report = _export_and_check(
-        model.cpu(), student_ref, config, teacher, data, fitted, eval_set, metrics, progress
-    )
-    _lap(times, "export", clock)
+    report = _export_and_check(model.cpu(), config, data, fitted, metrics, progress)
+    _lap(times, "export and int8 check", clock)
     report["seconds"] = {k: round(v, 1) for k, v in times.items()}
     report["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     report["machine"] = {
@@ -122,21 +94,80 @@ def train(config: TrainConfig, progress: Progress = quiet) -> dict[str, Any]:
     return report
 
 
+def prepare(config: TrainConfig, progress: Progress, times: dict[str, float]) -> Prepared:
+    """Corpus, recorded requests, teacher scores, and the examples split by document."""
+    from tokenizers import Tokenizer
+
+    from backend.models import resolve_embedder
+
+    from ..rows import RowEncoder
+    from .corpus import build_corpus
+    from .recording import record_requests
+    from .teacher import build_examples, teacher_scores
+
+    clock = time.perf_counter()
+    corpus = build_corpus(config.eval_dir, config.budget_chars, config.seed)
+    with progress("recording requests", len(corpus.prompts)) as advance:
+        recorded = record_requests(corpus.prompts, advance)
+    clock = _lap(times, "corpus", clock)
+    requests = [r for _, r in recorded]
+    with progress("teacher scoring", len(requests)) as advance:
+        scores, teacher = teacher_scores(requests, config.teacher, config.device, advance)
+    clock = _lap(times, "teacher", clock)
+    student = resolve_embedder(config.student)
+    tokenizer = Tokenizer.from_file(str(student.path / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    encoder = RowEncoder(tokenizer, config.geometry)
+    examples = build_examples([p for p, _ in recorded], requests, scores, encoder)
+    held = [corpus.prompts[e.prompt].in_eval(config.eval_percent) for e in examples]
+    train_set = [e for e, h in zip(examples, held, strict=True) if not h]
+    eval_set = [e for e, h in zip(examples, held, strict=True) if h]
+    train_rows = encoder.rows([(e.ids, e.spans) for e in train_set], [e.request.prefix for e in train_set])
+    eval_rows = encoder.rows([(e.ids, e.spans) for e in eval_set], [e.request.prefix for e in eval_set])
+    _lap(times, "targets", clock)
+    tokens = int(sum(len(s) for s in scores))
+    return Prepared(corpus, teacher, student, examples, train_set, eval_set, train_rows, eval_rows, tokens)
+
+
+def _fit_and_evaluate(config: TrainConfig, data: Prepared, progress: Progress) -> tuple[Any, Any, Any]:
+    """The student fitted on the training rows, and its agreement with the teacher on held-out ones."""
+    from ..student import from_pretrained
+    from .fit import FitConfig, fit, predict, steps_for, training_arrays
+
+    arrays = training_arrays(data.train_rows, data.train_set)
+    model = from_pretrained(str(data.student.path), config.layers)
+    fit_config = FitConfig(
+        config.epochs, config.batch_rows, config.lr, seed=config.seed, time_limit_s=config.train_seconds
+    )
+    with progress("training", steps_for(len(arrays), fit_config)) as advance:
+        fitted = fit(model, arrays, fit_config, config.device, advance)
+    eval_set = data.eval_set
+    values = predict(model, data.eval_rows, eval_set, config.device)
+    predicted = [(e.spans[:, 0], v) for e, v in zip(eval_set, values, strict=True)]
+    metrics = {"float": _evaluate(eval_set, predicted)}
+    sources = [data.corpus.prompts[e.prompt].source for e in eval_set]
+    metrics["float"]["agreement_by_source"] = {
+        source: _evaluate(
+            [e for e, s in zip(eval_set, sources, strict=True) if s == source],
+            [p for p, s in zip(predicted, sources, strict=True) if s == source],
+        )["agreement"]
+        for source in sorted(set(sources))
+    }
+    return model, fitted, metrics
+
+
 def _export_and_check(
     model: Any,
-    student_ref: Any,
     config: TrainConfig,
-    teacher: dict[str, Any],
-    data: dict[str, Any],
+    data: Prepared,
     fitted: dict[str, Any],
-    eval_set: list[Any],
     metrics: dict[str, Any],
     progress: Progress,
 ) -> dict[str, Any]:
-    """Export to out/model, score held-out requests with the int8 file on the CPU, and put the figures in
-    the card."""
+    """Export to out/model, score held-out requests with the int8 file (CPU, and CUDA when training ran
+    there) as compression would, and put the figures in the card."""
     from ..card import CARD_FILE, ClassifierCard
-    from ..scorer import ClassifierScorer
     from .export import export
 
     folder = config.out / "model"
@@ -149,29 +180,22 @@ def _export_and_check(
         "device": config.device,
         "loss": "weighted MSE on unit scores",
     }
-    student = {"base": student_ref.model_id, "layers": config.layers or "all"}
+    student = {"base": data.student.model_id, "layers": config.layers or "all"}
     card = export(
         model,
-        student_ref.path / "tokenizer.json",
+        data.student.path / "tokenizer.json",
         folder,
         geometry=config.geometry,
-        teacher=teacher,
+        teacher=data.teacher,
         student=student,
-        data=data,
+        data=_data_summary(data),
         training=training,
         per_channel=config.per_channel,
     )
-    subset = eval_set[: config.eval_requests]
-    scorer = ClassifierScorer(folder, device="cpu")
-    with progress("int8 check (cpu)", len(subset)) as advance:
-        started = time.perf_counter()
-        scored = scorer.score_sync([e.request for e in subset])
-        seconds = time.perf_counter() - started
-        advance(len(subset))
-    metrics["int8"] = _evaluate(subset, [(s.spans[:, 0], s.self_information) for s in scored])
-    teacher_tokens = sum(u.tokens for e in subset for u in e.units)
-    metrics["int8"]["cpu_threads"] = len(os.sched_getaffinity(0))
-    metrics["int8"]["teacher_tokens_per_s_cpu"] = round(teacher_tokens / max(seconds, 1e-9), 1)
+    subset = random.Random(config.seed).sample(data.eval_set, min(len(data.eval_set), config.eval_requests))
+    metrics["int8"] = _check_scorer(folder, "cpu", subset, progress)
+    if config.device.startswith("cuda"):  # the same file through the torch runtime
+        metrics["int8_on_cuda"] = _check_scorer(folder, config.device, subset, progress)
     card = ClassifierCard(**{**card.__dict__, "evaluation": metrics})
     (folder / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
     size = (folder / "scorer-int8.onnx").stat().st_size
@@ -182,24 +206,42 @@ def _export_and_check(
     }
 
 
+def _check_scorer(folder: Path, device: str, subset: list[Any], progress: Progress) -> dict[str, Any]:
+    """The exported classifier, loaded as compression loads it, on held-out requests: agreement with the
+    teacher and the teacher tokens it scores per second."""
+    from ..scorer import ClassifierScorer
+
+    scorer = ClassifierScorer(folder, device=device)
+    scorer.score_sync([e.request for e in subset[:8]])  # warm up (allocations, kernels)
+    with progress(f"int8 check ({device})", len(subset)) as advance:
+        started = time.perf_counter()
+        scored = scorer.score_sync([e.request for e in subset])
+        seconds = time.perf_counter() - started
+        advance(len(subset))
+    metrics = _evaluate(subset, [(s.spans[:, 0], s.self_information) for s in scored])
+    teacher_tokens = sum(u.tokens for e in subset for u in e.units)
+    metrics["teacher_tokens_per_s"] = round(teacher_tokens / max(seconds, 1e-9), 1)
+    if device == "cpu":
+        metrics["cpu_threads"] = min(8, len(os.sched_getaffinity(0)))
+    return metrics
+
+
 def _evaluate(examples: list[Any], predictions: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     from .evaluate import evaluate
 
     return evaluate(examples, predictions)
 
 
-def _data_summary(
-    corpus: Any, examples: list[Any], train_set: list[Any], eval_set: list[Any], rows: int, scores: list[Any]
-) -> dict[str, Any]:
+def _data_summary(data: Prepared) -> dict[str, Any]:
     return {
-        "sources": corpus.sizes(),
-        "read_from": corpus.files,
-        "requests": len(examples),
-        "train_requests": len(train_set),
-        "eval_requests": len(eval_set),
-        "train_rows": rows,
-        "teacher_tokens": int(sum(len(s) for s in scores)),
-        "student_wordpieces": int(sum(len(e.ids) for e in examples)),
+        "sources": data.corpus.sizes(),
+        "read_from": data.corpus.files,
+        "requests": len(data.examples),
+        "train_requests": len(data.train_set),
+        "eval_requests": len(data.eval_set),
+        "train_rows": len(data.train_rows),
+        "teacher_tokens": data.teacher_tokens,
+        "student_wordpieces": int(sum(len(e.ids) for e in data.examples)),
         "split": "by document (crc32 of its name); eval = dev-built documents held out, never a holdout file",
     }
 
