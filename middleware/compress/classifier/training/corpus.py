@@ -14,10 +14,10 @@ compresses and promptfold's own text are left out.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import re
-import sysconfig
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -185,13 +185,13 @@ def _readmes() -> Iterator[list[TrainingPrompt]]:
 def _sources() -> Iterator[list[TrainingPrompt]]:
     """Python files of a few packages and of the standard library (prose docstrings and code)."""
     roots = []
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    purelib = Path(sysconfig.get_paths()["purelib"])
     for package in SOURCE_PACKAGES:
-        for base in (stdlib, purelib):
-            if (base / package).is_dir():
-                roots.append(base / package)
-                break
+        try:  # where the package is on this machine's path, without importing it
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            roots.append(Path(next(iter(spec.submodule_search_locations))))
     for root in roots:
         for path in sorted(root.rglob("*.py"))[:400]:
             text = _read(path)
