@@ -11,8 +11,10 @@ Our two sides share everything but the scorer: segmentation, protected spans, th
 budgets and selection. Parts (--parts):
 
 - nq: nq_multidoc20_synth, question-aware at 0.5 / 0.25 / 0.1: gold answer kept, achieved ratio, and
-  agreement of kept words with the SmolLM2 side (of the context words SmolLM2 keeps, the share the side
-  keeps too; llmlingua's words are aligned to the original with difflib);
+  agreement with the SmolLM2 side: kept words agreed (of the context words SmolLM2 keeps, the share the
+  side keeps too) and dropped words agreed (of the words SmolLM2 drops inside the passages it keeps, the
+  share the side drops too: the word choice alone; a random choice scores about the share dropped);
+  llmlingua's words are aligned to the original with difflib, in plain mode only (it reorders passages);
 - fidelity: the gsm8k 8-shot CoT prefix, plain at 0.5 / 0.25: numbers intact (bench/compress.py's check)
   and agreement; litm_kv_retrieval75 rows, question-aware at 0.5 / 0.25: gold UUID kept whole, UUIDs cut,
   JSON that still parses;
@@ -141,19 +143,24 @@ def kept_aligned(compressed: str, original: str, words: list[tuple[int, int]]) -
     return kept
 
 
-def agreement(
-    reference: list[bool] | None, other: list[bool] | None, passages: list[int] | None = None
-) -> tuple[int, int]:
-    """(words kept by both, words kept by the reference); with `passages` (the passage of each word), only
-    the words of passages the reference kept something of: the agreement of the fine (word) choice,
-    without the passage choice, which the two promptfold sides share (the same ranker)."""
+def agreement(reference: list[bool] | None, other: list[bool] | None) -> tuple[int, int]:
+    """(words kept by both, words kept by the reference)."""
     if reference is None or other is None:
         return 0, 0
-    pairs = list(zip(reference, other, strict=True))
-    if passages is not None:
-        kept = {p for p, keep in zip(passages, reference, strict=True) if keep}
-        pairs = [pair for pair, p in zip(pairs, passages, strict=True) if p in kept]
-    return sum(a and b for a, b in pairs), sum(a for a, _ in pairs)
+    return sum(a and b for a, b in zip(reference, other, strict=True)), sum(reference)
+
+
+def drop_agreement(
+    reference: list[bool] | None, other: list[bool] | None, passages: list[int]
+) -> tuple[int, int]:
+    """(words dropped by both, words dropped by the reference), counting only the passages the reference
+    kept something of: how alike the word choice is, leaving out the passage choice (which our two sides
+    share: the same ranker) and the words both keep because a kept passage is pruned lightly."""
+    if reference is None or other is None:
+        return 0, 0
+    kept = {p for p, keep in zip(passages, reference, strict=True) if keep}
+    inside = [(a, b) for a, b, p in zip(reference, other, passages, strict=True) if p in kept]
+    return sum(not a and not b for a, b in inside), sum(not a for a, _ in inside)
 
 
 def passage_of_words(original: str, words: list[tuple[int, int]]) -> list[int]:
@@ -221,11 +228,12 @@ def run_tasks(
         if llmlingua is not None and row < lingua_rows:
             text, seconds = llmlingua.compress(task)
             entry["llmlingua"] = {"text": text, "tokens": count(text), "seconds": seconds}
-            masks["llmlingua"] = kept_aligned(text, original, words)
+            # llmlingua reorders passages in question-aware mode: a word alignment only holds in plain mode
+            masks["llmlingua"] = kept_aligned(text, original, words) if task["mode"] == "plain" else None
         passages = passage_of_words(original, words)
         for side, mask in masks.items():
             entry[side]["agreement"] = agreement(masks["smollm2"], mask)
-            entry[side]["fine_agreement"] = agreement(masks["smollm2"], mask, passages)
+            entry[side]["fine_agreement"] = drop_agreement(masks["smollm2"], mask, passages)
         out.append(entry)
         print(
             f"{name} rate {task['rate']} row {row}: "
@@ -406,7 +414,7 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     if data.get("tables"):
         lines += [
-            "| set | rate | side | rows | achieved ratio | agreement with SmolLM2 | within kept passages | checks |",
+            "| set | rate | side | rows | achieved ratio | kept words agreed | dropped words agreed | checks |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for cell in data["tables"]:

@@ -3,7 +3,15 @@ side, and the UUID / JSON checks of the key-value set."""
 
 from __future__ import annotations
 
-from bench.small_scorer import agreement, context_words, kept_aligned, kv_check, original_of, summarize
+from bench.small_scorer import (
+    agreement,
+    context_words,
+    drop_agreement,
+    kept_aligned,
+    kv_check,
+    original_of,
+    summarize,
+)
 
 TASK = {
     "context": ["alpha beta gamma", "delta epsilon"],
@@ -36,9 +44,13 @@ def test_words_of_a_compressed_text_are_aligned_to_the_original() -> None:
 def test_agreement_counts_the_reference_words_the_other_side_keeps() -> None:
     assert agreement([True, True, False, True], [True, False, True, True]) == (2, 3)
     assert agreement(None, [True]) == (0, 0)
-    passages = [0, 0, 1, 1]  # the reference keeps nothing of passage 1 but its last word
-    assert agreement([True, False, False, True], [True, True, True, False], passages) == (1, 2)
-    assert agreement([True, False, False, False], [True, True, True, True], passages) == (1, 1)
+
+
+def test_dropped_words_count_only_inside_passages_the_reference_kept() -> None:
+    passages = [0, 0, 0, 1, 1]  # the reference drops passage 1 whole: its words are the passage choice's
+    reference = [True, False, False, False, False]
+    assert drop_agreement(reference, [True, False, True, False, True], passages) == (1, 2)
+    assert drop_agreement(reference, None, passages) == (0, 0)
 
 
 def test_the_key_value_check_finds_the_gold_value_cut_uuids_and_broken_json() -> None:
