@@ -8,9 +8,11 @@
 #       mkdir -p shared/eval/$s && cp /work/shared/eval/$s/dev.jsonl shared/eval/$s/; done
 #   bash bench/gpu/train_scorer.sh
 # The same command on a CPU, tiny (a smoke run; minutes):
-#   PYTHON=.venv/bin/python DEVICE=cpu BUDGET_CHARS=60000 EPOCHS=1 OUT=/tmp/scorer-cpu bash bench/gpu/train_scorer.sh
+#   PYTHON=.venv/bin/python DEVICE=cpu BUDGET_CHARS=60000 EPOCHS=1 BATCH_ROWS=16 TIME_BUDGET_S=1500 LIMIT_S=3000 \
+#     EVAL_REQUESTS=300 OUT=/tmp/scorer-cpu bash bench/gpu/train_scorer.sh
 # Knobs: DEVICE (cuda), BUDGET_CHARS (12000000), EPOCHS (3), LAYERS (all 6), BATCH_ROWS (64), LR (1e-4),
-# SEED (0), TRAIN_S (150: fitting stops there), LIMIT_S (330: the whole command), EVAL_REQUESTS (1500).
+# SEED (0), TIME_BUDGET_S (330: fitting stops early so that the run ends by then), LIMIT_S (420: killed),
+# EVAL_REQUESTS (800: held-out requests for the int8 checks). The log says how many steps ran.
 # $OUT gets: classifier.tar.part* (the export: scorer-int8.onnx, tokenizer.json, card.json; 15 MB pieces),
 # card.json, report.json, train.log. Install on the workstation with
 #   promptfold scorer install $FILES_AT        (joins the pieces, checks them against the card)
@@ -30,10 +32,10 @@ fi
 WORK=$(mktemp -d /tmp/scorer-train.XXXXXX)
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 echo "== promptfold scorer train ($DEVICE)"
-timeout "${LIMIT_S:-330}" "$PY" -m middleware.cli scorer train --out "$WORK" --device "$DEVICE" \
+timeout "${LIMIT_S:-420}" "$PY" -m middleware.cli scorer train --out "$WORK" --device "$DEVICE" \
   --budget-chars "${BUDGET_CHARS:-12000000}" --epochs "${EPOCHS:-3}" ${LAYERS:+--layers "$LAYERS"} \
-  --batch-rows "${BATCH_ROWS:-64}" --lr "${LR:-1e-4}" --seed "${SEED:-0}" --train-seconds "${TRAIN_S:-150}" \
-  --eval-requests "${EVAL_REQUESTS:-1500}" > "$OUT/train.log" 2>&1
+  --batch-rows "${BATCH_ROWS:-64}" --lr "${LR:-1e-4}" --seed "${SEED:-0}" --time-budget "${TIME_BUDGET_S:-330}" \
+  --eval-requests "${EVAL_REQUESTS:-800}" > "$OUT/train.log" 2>&1
 rc=$?
 tail -c 6000 "$OUT/train.log"
 if [ -f "$WORK/model/card.json" ]; then

@@ -54,6 +54,9 @@ def register(commands: Any) -> None:
     train.add_argument("--per-channel", action="store_true", help="int8 weights per channel")
     train.add_argument("--eval-requests", type=int, default=1500, help="held-out requests for the int8 check")
     train.add_argument("--train-seconds", type=float, help="stop fitting after this long (default: no limit)")
+    train.add_argument(
+        "--time-budget", type=float, help="seconds for the whole run: fitting stops early to finish in time"
+    )
     train.set_defaults(run=run_train)
     install = actions.add_parser("install", help="install a trained export into the package")
     install.add_argument("source", help="a folder with card.json etc., or with classifier.tar.part* files")
@@ -84,6 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
         per_channel=args.per_channel,
         eval_requests=args.eval_requests,
         train_seconds=args.train_seconds,
+        time_budget_s=args.time_budget,
     )
     config.out.mkdir(parents=True, exist_ok=True)
     try:

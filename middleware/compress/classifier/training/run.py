@@ -55,6 +55,10 @@ class TrainConfig:
     per_channel: bool = False
     eval_requests: int = 1500  # held-out requests scored by the exported int8 model on the CPU
     train_seconds: float | None = None  # stop fitting after this long (the report says so)
+    time_budget_s: float | None = None  # the whole run: fitting stops early to leave RESERVE_S for the rest
+
+
+RESERVE_S = 75.0  # held-out prediction, export, and the int8 checks on the CPU and CUDA
 
 
 @dataclass
@@ -76,10 +80,15 @@ def train(config: TrainConfig, progress: Progress = quiet) -> dict[str, Any]:
     import torch
 
     _seed(config.seed)
+    started = time.perf_counter()
     times: dict[str, float] = {}
     data = prepare(config, progress, times)
     clock = time.perf_counter()
-    model, fitted, metrics = _fit_and_evaluate(config, data, progress)
+    limit = config.train_seconds
+    if config.time_budget_s is not None:
+        left = max(30.0, config.time_budget_s - (clock - started) - RESERVE_S)
+        limit = left if limit is None else min(limit, left)
+    model, fitted, metrics = _fit_and_evaluate(config, data, progress, limit)
     clock = _lap(times, "training", clock)
     report = _export_and_check(model.cpu(), config, data, fitted, metrics, progress)
     _lap(times, "export and int8 check", clock)
@@ -130,7 +139,9 @@ def prepare(config: TrainConfig, progress: Progress, times: dict[str, float]) ->
     return Prepared(corpus, teacher, student, examples, train_set, eval_set, train_rows, eval_rows, tokens)
 
 
-def _fit_and_evaluate(config: TrainConfig, data: Prepared, progress: Progress) -> tuple[Any, Any, Any]:
+def _fit_and_evaluate(
+    config: TrainConfig, data: Prepared, progress: Progress, limit_s: float | None
+) -> tuple[Any, Any, Any]:
     """The student fitted on the training rows, and its agreement with the teacher on held-out ones."""
     from ..student import from_pretrained
     from .fit import FitConfig, fit, predict, steps_for, training_arrays
@@ -138,7 +149,7 @@ def _fit_and_evaluate(config: TrainConfig, data: Prepared, progress: Progress) -
     arrays = training_arrays(data.train_rows, data.train_set)
     model = from_pretrained(str(data.student.path), config.layers)
     fit_config = FitConfig(
-        config.epochs, config.batch_rows, config.lr, seed=config.seed, time_limit_s=config.train_seconds
+        config.epochs, config.batch_rows, config.lr, seed=config.seed, time_limit_s=limit_s
     )
     with progress("training", steps_for(len(arrays), fit_config)) as advance:
         fitted = fit(model, arrays, fit_config, config.device, advance)
