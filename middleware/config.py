@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     compress_cache_mb: int = Field(
         64, ge=0, description="memory for cached compressions (MB of text; 0 turns the cache off)"
+    )
+    compress_scorer: Literal["auto", "local", "backend", "classifier"] = Field(
+        "auto",
+        description="scorer of requests that name none (auto: the classifier on a CPU once benchmarked "
+        "as the default, else local)",
     )
 
     # Per-stage server defaults, merged under each request's own `promptfold` options.

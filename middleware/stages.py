@@ -40,6 +40,7 @@ def assemble(backend: Backend, settings: Settings) -> Assembly:
         device=settings.device,
         workers=settings.compress_workers,
         cache_chars=settings.compress_cache_mb * 2**20,
+        default_scorer=settings.compress_scorer,
     )
     corpora = corpora_for(settings.data_dir)
     gists = GistStore(settings.data_dir / "gists")

@@ -57,14 +57,14 @@ class CompressRewriter:
 
     def compressor(self) -> Compressor:
         """The service's compressor for the options' scorer (its model loaded on first use)."""
-        return self._loop.run(self.service.compressor(self.options.scorer or "local"))
+        return self._loop.run(self.service.compressor(self.options.scorer))
 
     def rewrite(self, rows: list[RowInput]) -> list[RowOutput]:
         """Blocking; safe from several worker threads at once (all run on the rewriter's loop)."""
         return self._loop.run(self.arewrite(rows))
 
     async def arewrite(self, rows: list[RowInput]) -> list[RowOutput]:
-        compressor = await self.service.compressor(self.options.scorer or "local")
+        compressor = await self.service.compressor(self.options.scorer)
         scorer = compressor.scorer
         assert isinstance(scorer, SharedScorer)  # the service shares every scorer it makes
         results = await scorer.gather([self._compress(compressor, row) for row in rows])

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import backend_cmd, batch_cmd, compress_cmd, corpus_cmd, gist_cmd, serve
+from . import backend_cmd, batch_cmd, compress_cmd, corpus_cmd, gist_cmd, scorer_cmd, serve
 
 DESCRIPTION = """\
 promptfold: an OpenAI-compatible proxy that folds prompts (pruning, retrieval, gists) and unfolds
@@ -25,7 +25,7 @@ then point any OpenAI client at http://127.0.0.1:8000/v1 (model "default").
 run `promptfold COMMAND --help` for the options of a command.
 """
 
-COMMANDS = (serve, backend_cmd, corpus_cmd, compress_cmd, gist_cmd, batch_cmd)
+COMMANDS = (serve, backend_cmd, corpus_cmd, compress_cmd, gist_cmd, batch_cmd, scorer_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

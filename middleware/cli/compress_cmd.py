@@ -59,6 +59,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--instruction", help="text kept verbatim before the compressed text")
     parser.add_argument("--model", help="scoring model: alias or HF folder (default: the packaged SmolLM2)")
     parser.add_argument(
+        "--scorer",
+        choices=["local", "classifier"],
+        help="local: the causal LM (default); classifier: the small distilled encoder, much faster",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print a JSON object: text, tokens, ratio, timings"
     )
     parser.add_argument(
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = _read(args.file)
     flags = {"rate": args.rate, "target_tokens": args.target_tokens, "question": args.question}
-    flags |= {"mode": args.mode, "instruction": args.instruction}
+    flags |= {"mode": args.mode, "instruction": args.instruction, "scorer": args.scorer}
     try:
         options = request_options({"compress": {k: v for k, v in flags.items() if v is not None}}, where=None)
         assert options.compress is not None  # an object of flags always asks for compression

@@ -64,6 +64,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--compress-cache-mb", type=int, help="memory for cached compressions, 0 = off (default: 64)"
     )
+    parser.add_argument(
+        "--compress-scorer",
+        choices=["auto", "local", "backend", "classifier"],
+        help="scorer of compress requests that name none (default: auto)",
+    )
     parser.add_argument("--config", help="TOML file with settings (same names as the flags, snake_case)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(default: info)")
     parser.set_defaults(run=run)
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             body_timeout_s=args.body_timeout,
             compress_workers=args.compress_workers,
             compress_cache_mb=args.compress_cache_mb,
+            compress_scorer=args.compress_scorer,
             log_level=args.log_level,
         )
     except (ValidationError, FileNotFoundError, ValueError) as error:

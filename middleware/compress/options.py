@@ -42,8 +42,10 @@ class CompressOptions(BaseModel):
     compress_question: bool = Field(False, description="chat: compress the last user question too")
     min_message_tokens: int = Field(64, ge=0, description="chat: shorter messages are left alone")
     annotate: bool = Field(False, description="put the original with dropped runs as [-...-] in the report")
-    scorer: Literal["local", "backend"] | None = Field(
-        None, description="who scores tokens: the in-process model (local) or the serving backend"
+    scorer: Literal["local", "backend", "classifier"] | None = Field(
+        None,
+        description="who scores tokens: the in-process model (local), the serving backend, or the small "
+        "classifier distilled from SmolLM2 (default: the server's)",
     )
 
     @model_validator(mode="after")

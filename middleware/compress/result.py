@@ -30,6 +30,7 @@ class CompressionResult:
     # whether each compressed part came from the cache: [{"cache_hit": bool}] for a text, and
     # [{"message": i, "cache_hit": bool}] per compressed chat message
     cache: list[dict[str, Any]] = field(default_factory=list)
+    scorer: str = ""  # the scorer kind that was asked for (local, backend, classifier), set by the service
 
     @property
     def ratio(self) -> float:

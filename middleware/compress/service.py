@@ -9,8 +9,11 @@ come from.
 What it adds around a `Compressor`:
 - scorers made on first use and kept: "local" is a causal LM in this process (the embedded engine's own
   model, else `model`, the packaged SmolLM2 by default, on `device`), "backend" the serving backend's
-  prompt logprobs; either is shared by concurrent compressions (`SharedScorer`: their rows go to the
-  model in the same forwards);
+  prompt logprobs, "classifier" the small encoder distilled from SmolLM2 (`classifier/`; when it cannot
+  load, the local scorer stands in and every result says so in a note); each is shared by concurrent
+  compressions (`SharedScorer`: their rows go to the model in the same forwards); a request that names
+  no scorer gets `default_scorer` ("auto": the classifier on a CPU once the benchmark made it the
+  default, `classifier.DEFAULT_ON_CPU`, else local);
 - the CPU-heavy steps on a bounded pool of `workers` threads, off the caller's event loop;
 - the passage ranker's embedder on `device` too (question-aware mode ranks many passages);
 - results cached by content (`CompressionCache`), chat messages one by one in plain mode
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -38,7 +42,8 @@ from .options import CompressInputError, CompressOptions
 from .result import CompressionResult
 from .scorer import Scorer
 
-ScorerKind = Literal["local", "backend"]
+ScorerKind = Literal["local", "backend", "classifier"]
+log = logging.getLogger(__name__)
 
 
 class CompressionService:
@@ -52,6 +57,7 @@ class CompressionService:
         ranker: PassageRanker | None = None,
         workers: int = 2,
         cache_chars: int = 64 * 2**20,
+        default_scorer: ScorerKind | Literal["auto"] = "auto",
     ) -> None:
         self.backend = backend
         self.model = model  # the local scorer's model when the backend's own weights are not in-process
@@ -62,11 +68,13 @@ class CompressionService:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptfold-compress")
         self._compressors: dict[ScorerKind, Compressor] = {}
         self._lock = asyncio.Lock()
+        self.default_scorer = default_scorer
+        self._stand_ins: dict[ScorerKind, str] = {}  # kind -> why another scorer stands in for it
 
     @classmethod
     def around(cls, compressor: Compressor) -> CompressionService:
         """A service whose local scorer is an existing Compressor's (tests, benchmarks, the SDK call)."""
-        service = cls()
+        service = cls(default_scorer="local")
         service._compressors["local"] = compressor
         return service
 
@@ -78,8 +86,33 @@ class CompressionService:
         messages: Sequence[dict[str, Any]] | None = None,
     ) -> CompressionResult:
         """Compress chat `messages` (long context only, see `messages.py`) or a `text`."""
-        compressor = await self.compressor(options.scorer or "local")
-        context = (options.scorer or "local", compressor.count_tokens.name)
+        kind = self.scorer_kind(options.scorer)
+        compressor = await self.compressor(kind)
+        result = await self._compress(compressor, kind, options, text, messages)
+        result.scorer = kind
+        if kind in self._stand_ins and self._stand_ins[kind] not in result.notes:
+            result.notes.append(self._stand_ins[kind])
+        return result
+
+    def scorer_kind(self, asked: ScorerKind | None) -> ScorerKind:
+        """The scorer a request gets: the one it names, else the service's default."""
+        if asked is not None:
+            return asked
+        if self.default_scorer != "auto":
+            return self.default_scorer
+        from .classifier import DEFAULT_ON_CPU
+
+        return "classifier" if DEFAULT_ON_CPU and self.device == "cpu" else "local"
+
+    async def _compress(
+        self,
+        compressor: Compressor,
+        kind: ScorerKind,
+        options: CompressOptions,
+        text: str | None,
+        messages: Sequence[dict[str, Any]] | None,
+    ) -> CompressionResult:
+        context = (kind, compressor.count_tokens.name)
         if messages is not None:
             chat = list(messages)
             if compress_one_by_one(options, chat):
@@ -91,8 +124,10 @@ class CompressionService:
         key = cache_key("text", text, options, *context)
         return await self._cached(key, lambda: compressor.compress_text(text, options))
 
-    async def compressor(self, kind: ScorerKind = "local") -> Compressor:
-        """The Compressor for a scorer kind, made once (loading a model the first time)."""
+    async def compressor(self, kind: ScorerKind | None = None) -> Compressor:
+        """The Compressor for a scorer kind (default: the service's), made once (loading a model the first
+        time)."""
+        kind = self.scorer_kind(kind)
         async with self._lock:
             if kind not in self._compressors:
                 scorer = SharedScorer(await self._scorer(kind))
@@ -147,8 +182,18 @@ class CompressionService:
         return combine(messages, sizes, results, hits)
 
     async def _scorer(self, kind: ScorerKind) -> Scorer:
+        from .classifier import ClassifierUnavailable, classifier_dir, shared_classifier
         from .scorer import BackendScorer, LocalScorer
 
+        if kind == "classifier":
+            try:
+                return await self.offload(shared_classifier, str(classifier_dir()), self.device)
+            except ClassifierUnavailable as error:
+                note = (
+                    f"the classifier scorer is unavailable, so the local scorer (SmolLM2) stood in: {error}"
+                )
+                log.warning("%s", note)
+                self._stand_ins[kind] = note
         if kind == "backend":
             if self.backend is None:
                 raise CompressInputError("scorer 'backend' needs a serving backend", param="scorer")
@@ -161,6 +206,8 @@ class CompressionService:
     def _counter(self, scorer: Scorer) -> TokenCounter:
         if self.backend is not None and self.backend.tokenizer() is not None:
             return token_counter(self.backend)
+        if scorer.name == "classifier":  # budgets in SmolLM2 tokens, as with the scorer it imitates
+            return token_counter(None)
         return TokenCounter(scorer.name, scorer.count_tokens)  # no serving tokenizer: the scorer's counts
 
 

@@ -66,7 +66,7 @@ def stage_report(result: CompressionResult, options: CompressOptions) -> StageRe
     """The stage's account of one compression (the proxy's `promptfold.stages` entry)."""
     details: dict[str, Any] = {
         **result.as_dict(annotated=options.annotate),
-        "scorer": options.scorer or "local",
+        "scorer": result.scorer or options.scorer or "local",
     }
     for counted in ("original_tokens", "compressed_tokens"):  # already the report's tokens_in / tokens_out
         details.pop(counted)
