@@ -398,13 +398,26 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if "ttft" in args.parts:
             results["ttft"] = await ttft_table(args, prompts, client)
             results["break_even"] = break_even(results["ttft"])
+            save(args, results)
         if "compress" in args.parts:
             results["compress"] = await compression_times(args, prompts, client)
+            save(args, results)
         if "replay" in args.parts:
             results["replay"] = await replay(args, prompts, client)
+            save(args, results)
     if "load" in args.parts:
         results["load"] = await load_test(args, prompts)
+    save(args, results)
     return results
+
+
+def save(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Written after every part, so that a run cut short by its time limit keeps what it measured."""
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=asdict))
+    text = markdown(results) if "ttft" in results and "compress" in results else json.dumps(results, indent=1)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -439,9 +452,4 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse()
     outcome = asyncio.run(main(arguments))
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(outcome, indent=1, default=asdict))
-    text = markdown(outcome) if "ttft" in outcome and "compress" in outcome else json.dumps(outcome, indent=1)
-    if arguments.markdown:
-        Path(arguments.markdown).write_text(text)
-    print(text)
+    print(markdown(outcome) if "ttft" in outcome and "compress" in outcome else json.dumps(outcome, indent=1))

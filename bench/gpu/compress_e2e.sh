@@ -1,7 +1,8 @@
 #!/bin/bash
 # Compression end to end on an 8B-shaped SGLang server (GPU machine, after the recipe in
 # ../shared/gpu/sglang/README.md staged /root/site, /root/tmpl and /root/model), in one call of ~9 minutes:
-#   bash bench/gpu/compress_e2e.sh [PARTS]          (PARTS: ttft,compress,load,replay by default)
+#   bash bench/gpu/compress_e2e.sh [PARTS]          (PARTS: ttft,compress,load,replay by default;
+#                                                    'server' only starts the 8B-shaped server)
 # Carry .whl (pydantic-settings, python-dotenv, bm25s, PyStemmer, jiter, prometheus-client, rich and its
 # deps) and .carry3/minilm (MiniLM in float16), and copy shared/eval/nq_multidoc20_synth/dev.jsonl into the
 # tree. The server: Llama-3-8B dimensions with SmolLM2's tokenizer and --load-format dummy (real speed,
@@ -31,6 +32,7 @@ if curl -sf -m 5 localhost:30002/health_generate >/dev/null; then
 else
   SGL_MEM=0.5 launch B8 30002 /root/big8b --load-format dummy --context-length 40960 || rc=1
 fi
+[ "$PARTS" = server ] && { echo "== server only: exit $rc"; exit $rc; }  # a staging call starts it early
 python3 -m middleware.cli serve --backend sglang://127.0.0.1:30002 --device cuda --port 8000 \
   --compress-workers 8 >$L/proxy.log 2>&1 &
 PROXY=$!

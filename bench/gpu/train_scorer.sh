@@ -3,7 +3,8 @@
 # MiniLM fine-tuning, evaluation and the int8 export, with `promptfold scorer train`.
 #
 # GPU machine (after the SGLang recipe staged /root/site and /root/model), about 3-5 minutes:
-#   carry .whl (as for compress_e2e.sh) and .carry3/minilm, and copy the dev splits into the tree first:
+#   carry .whl (as for compress_e2e.sh), .whl3 (onnx, onnxruntime and their pure-Python deps for cp312) and
+#   .carry3/minilm (or nothing of these where an earlier call of the session installed them), and copy the dev splits into the tree first:
 #     for s in nq_multidoc20_synth gsm8k litm_kv_retrieval75; do
 #       mkdir -p shared/eval/$s && cp /work/shared/eval/$s/dev.jsonl shared/eval/$s/; done
 #   bash bench/gpu/train_scorer.sh
