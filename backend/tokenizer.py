@@ -23,16 +23,25 @@ class HFTokenizer:
         self.hf = tokenizer
         self.name = name  # the model whose tokens these are
 
+    def _rust(self) -> Any | None:
+        """The Rust tokenizer under a fast transformers tokenizer, when it is set to neither truncate nor pad:
+        calling it directly skips the wrapper's per-call Python work (most of the time of encoding an
+        8k-token prompt with offsets). None for a slow tokenizer, which goes through the wrapper."""
+        rust = getattr(self.hf, "backend_tokenizer", None)
+        if rust is None or rust.truncation is not None or rust.padding is not None:
+            return None
+        return rust
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, no special tokens added."""
+        rust = self._rust()
+        if rust is not None:
+            return list(rust.encode(text, add_special_tokens=False).ids)
         return list(self.hf(text, add_special_tokens=False)["input_ids"])
 
     def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids [n] int64, spans [n, 2] int64 character offsets [start, end) into `text`)."""
-        encoded = self.hf(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-        spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-        return ids, spans
+        return self.encode_many_with_offsets([text])[0]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of token ids, special tokens included."""
@@ -43,18 +52,27 @@ class HFTokenizer:
         return [str(self.hf.decode([i], skip_special_tokens=False)) for i in ids]
 
     def count(self, text: str) -> int:
-        return len(self.hf(text, add_special_tokens=False)["input_ids"])
+        return len(self.encode(text))
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """Token counts of several texts from one batch call (the Rust tokenizer runs them in parallel)."""
         if not texts:
             return []
+        rust = self._rust()
+        if rust is not None:
+            return [len(e.ids) for e in rust.encode_batch(list(texts), add_special_tokens=False)]
         return [len(ids) for ids in self.hf(list(texts), add_special_tokens=False)["input_ids"]]
 
     def encode_many_with_offsets(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """`encode_with_offsets` of several texts from one batch call."""
         if not texts:
             return []
+        rust = self._rust()
+        if rust is not None:
+            return [
+                (np.asarray(e.ids, dtype=np.int64), np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+                for e in rust.encode_batch(list(texts), add_special_tokens=False)
+            ]
         encoded = self.hf(list(texts), add_special_tokens=False, return_offsets_mapping=True)
         return [
             (np.asarray(ids, dtype=np.int64), np.asarray(spans, dtype=np.int64).reshape(-1, 2))

@@ -14,6 +14,8 @@ source bench/gpu/prelude.sh
 PARTS=${1:-ttft,compress,load,replay}
 L=/root/stage/logs; mkdir -p $L
 export PROMPTFOLD_CAUSAL_LM=/root/model PROMPTFOLD_DATA_DIR=/tmp/pf-data
+# the 32k-token row is over the proxy's default bounds (32,768 prompt / 16,384 compressed tokens)
+export PROMPTFOLD_MAX_PROMPT_TOKENS=40000 PROMPTFOLD_MAX_COMPRESS_TOKENS=40000
 if [ ! -d /root/big8b ]; then
   cp -r /root/tmpl /root/big8b
   python3 - <<'PY'
@@ -30,7 +32,7 @@ rc=0
 if curl -sf -m 5 localhost:30002/health_generate >/dev/null; then
   echo "== B8 already running"
 else
-  SGL_MEM=0.5 launch B8 30002 /root/big8b --load-format dummy --context-length 40960 || rc=1
+  launch B8 30002 /root/big8b --load-format dummy --context-length 40960 || rc=1
 fi
 [ "$PARTS" = server ] && { echo "== server only: exit $rc"; exit $rc; }  # a staging call starts it early
 python3 -m middleware.cli serve --backend sglang://127.0.0.1:30002 --device cuda --port 8000 \
@@ -41,7 +43,7 @@ curl -s localhost:8000/health | head -c 400; echo
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
 timeout ${BENCH_S:-420} python3 bench/compress_e2e.py --proxy http://127.0.0.1:8000 --direct http://127.0.0.1:30002 \
   --sizes 2000,4000,8000,16000,32000 --reps 3 --parts "$PARTS" \
-  --setup "SGLang 0.5.17, Llama-3-8B-shaped (dummy weights), one H200, --mem-fraction-static 0.5, radix cache on; proxy: promptfold serve --device cuda, SmolLM2-135M scorer and MiniLM on the GPU" \
+  --setup "SGLang 0.5.17, Llama-3-8B-shaped (dummy weights), one H200, --mem-fraction-static 0.25, radix cache on; proxy: promptfold serve --device cuda, SmolLM2-135M scorer and MiniLM on the GPU" \
   --json $OUT/compress_gpu.json --markdown $OUT/compress_gpu.md 2>$L/bench.log || rc=1
 tail -30 $L/bench.log
 kill $PROXY 2>/dev/null
