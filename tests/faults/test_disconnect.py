@@ -1,7 +1,7 @@
 """A client that leaves stops its work: the request's task is cancelled as soon as the disconnect is seen
-(guards.py), so no further compression step, scoring call or generation runs for nobody. A CPU step that
-already runs on a worker thread cannot be interrupted from here: freeing the CPU within a second of the
-disconnect needs the scorer to stop between forwards (the xfail below)."""
+(guards.py), so no further compression step, scoring call or generation runs for nobody. A scoring call
+already on a worker thread stops between its forwards and between decoder layers once no caller wants its
+scores, which frees the CPU within a second."""
 
 from __future__ import annotations
 
