@@ -41,6 +41,7 @@ EVAL = Path(
     os.environ.get("PROMPTFOLD_EVAL_DIR")
     or next((p for p in _EVAL_CANDIDATES if p.is_dir()), _EVAL_CANDIDATES[-1])
 )
+KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 GSM8K_INSTRUCTION = "Please reference the following examples to answer the math question,"
 NQ_INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -63,6 +64,18 @@ def nq_docs(row: dict) -> list[str]:
 
 def nq_question(row: dict) -> str:
     return f"Question: {row['question']}\nAnswer:"
+
+
+def nq_task(row: dict, rate: float) -> dict:
+    """A multi-document NQ row as one question-aware compression task (LLMLingua's call shape)."""
+    return {
+        "context": nq_docs(row),
+        "instruction": NQ_INSTRUCTION,
+        "question": nq_question(row),
+        "rate": rate,
+        "mode": "question_aware",
+        "context_separator": "\n",
+    }
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -294,14 +307,7 @@ def main() -> None:
             for name in [*sides, "promptfold-contrastive"]
         }
         for row in nq:
-            task = {
-                "context": nq_docs(row),
-                "instruction": NQ_INSTRUCTION,
-                "question": nq_question(row),
-                "rate": rate,
-                "mode": "question_aware",
-                "context_separator": "\n",
-            }
+            task = nq_task(row, rate)
             original = NQ_INSTRUCTION + "\n\n" + "\n".join(task["context"]) + "\n\n" + task["question"]
             tokens = count(original)
             for name, (text, seconds) in run_both(task, {"promptfold-contrastive": contrastive}).items():

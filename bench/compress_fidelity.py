@@ -48,6 +48,7 @@ import regex
 from bench.compress import (
     EVAL,
     GSM8K_INSTRUCTION,
+    KV_INSTRUCTION,
     NQ_INSTRUCTION,
     Llmlingua,
     has_answer,
@@ -57,7 +58,6 @@ from bench.compress import (
     read_jsonl,
 )
 
-KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 # (name, file under site-packages, kind); METADATA files are read from their description on
 DOCS = [

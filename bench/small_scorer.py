@@ -49,16 +49,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.compress import (
     EVAL,
     GSM8K_INSTRUCTION,
+    KV_INSTRUCTION,
     NQ_INSTRUCTION,
     Llmlingua,
     has_answer,
     nq_docs,
     nq_question,
+    nq_task,
     numbers_check,
     read_jsonl,
 )
 
-KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HEXISH = re.compile(r"[0-9a-f][0-9a-f-]{5,}[0-9a-f]")
 SIDES = ("smollm2", "classifier")
@@ -170,17 +171,6 @@ def passage_of_words(original: str, words: list[tuple[int, int]]) -> list[int]:
 
 
 # --- nq and fidelity ------------------------------------------------------------------------------------
-
-
-def nq_task(row: dict, rate: float) -> dict:
-    return {
-        "context": nq_docs(row),
-        "instruction": NQ_INSTRUCTION,
-        "question": nq_question(row),
-        "rate": rate,
-        "mode": "question_aware",
-        "context_separator": "\n",
-    }
 
 
 def kv_task(row: dict, rate: float) -> dict:
