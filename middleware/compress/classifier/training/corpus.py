@@ -172,12 +172,13 @@ def _kv(eval_dir: Path | None) -> Iterator[list[TrainingPrompt]]:
 def _readmes() -> Iterator[list[TrainingPrompt]]:
     """Each distribution's long description (the README pypi shows), cut into prompts."""
     seen: set[str] = set()
-    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
-        name = (dist.metadata["Name"] or "").lower()
+    # .get, not []: the importlib_metadata backport (which some packages install) raises on a missing field
+    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata.get("Name") or "").lower()):
+        name = (dist.metadata.get("Name") or "").lower()
         if not name or name in seen or name in EXCLUDED_DISTRIBUTIONS:
             continue
         seen.add(name)
-        body = dist.metadata.get_payload() or dist.metadata["Description"] or ""  # type: ignore[attr-defined]
+        body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""  # type: ignore[attr-defined]
         if isinstance(body, str) and len(body) > 400:
             yield list(_document_prompts("readme", f"readme:{name}", body))
 
