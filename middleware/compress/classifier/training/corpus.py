@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 NQ_INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -173,14 +173,18 @@ def _readmes() -> Iterator[list[TrainingPrompt]]:
     """Each distribution's long description (the README pypi shows), cut into prompts."""
     seen: set[str] = set()
     # .get, not []: the importlib_metadata backport (which some packages install) raises on a missing field
-    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata.get("Name") or "").lower()):
-        name = (dist.metadata.get("Name") or "").lower()
+    for dist in sorted(metadata.distributions(), key=lambda d: _name(d.metadata)):
+        name = _name(dist.metadata)
         if not name or name in seen or name in EXCLUDED_DISTRIBUTIONS:
             continue
         seen.add(name)
         body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""  # type: ignore[attr-defined]
         if isinstance(body, str) and len(body) > 400:
             yield list(_document_prompts("readme", f"readme:{name}", body))
+
+
+def _name(fields: Any) -> str:
+    return str(fields.get("Name") or "").lower()
 
 
 def _sources() -> Iterator[list[TrainingPrompt]]:
