@@ -168,8 +168,16 @@ class CompressionService:
         context: tuple[str, str],
     ) -> CompressionResult:
         contents = check_contents(messages)
-        sizes = await self.offload(compressor.count_tokens.many, contents)
+        # whether a message is long enough to compress needs no exact count of a long one (its result
+        # counts it); the messages that stay as sent are counted exactly, for the totals
+        sizes = await self.offload(compressor.count_tokens.at_least, contents, options.min_message_tokens)
         indices = [i for i, m in enumerate(messages) if compressible(m, sizes[i], options)]
+        chosen = set(indices)
+        kept = [i for i in range(len(messages)) if i not in chosen]
+        if kept:
+            exact = await self.offload(compressor.count_tokens.many, [contents[i] for i in kept])
+            for i, n in zip(kept, exact, strict=True):
+                sizes[i] = n
 
         async def one(index: int) -> CompressionResult:
             message = messages[index]
