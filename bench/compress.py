@@ -35,17 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
+# the task prompts of the eval sets, as the scorer's training corpus builds them too
+from middleware.compress.classifier.training.corpus import GSM8K_INSTRUCTION, NQ_INSTRUCTION
+
 _ROOT = Path(__file__).resolve().parents[1]
 _EVAL_CANDIDATES = [_ROOT / "shared" / "eval", _ROOT.parent / "shared" / "eval", Path("/work/shared/eval")]
 EVAL = Path(
     os.environ.get("PROMPTFOLD_EVAL_DIR")
     or next((p for p in _EVAL_CANDIDATES if p.is_dir()), _EVAL_CANDIDATES[-1])
-)
-KV_INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
-GSM8K_INSTRUCTION = "Please reference the following examples to answer the math question,"
-NQ_INSTRUCTION = (
-    "Write a high-quality answer for the given question using only the provided search results "
-    "(some of which might be irrelevant)."
 )
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 

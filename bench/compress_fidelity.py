@@ -48,7 +48,6 @@ import regex
 from bench.compress import (
     EVAL,
     GSM8K_INSTRUCTION,
-    KV_INSTRUCTION,
     NQ_INSTRUCTION,
     Llmlingua,
     has_answer,
@@ -57,6 +56,7 @@ from bench.compress import (
     numbers_check,
     read_jsonl,
 )
+from middleware.compress.classifier.training.corpus import KV_INSTRUCTION
 
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 # (name, file under site-packages, kind); METADATA files are read from their description on

@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.compress import (
     EVAL,
     GSM8K_INSTRUCTION,
-    KV_INSTRUCTION,
     NQ_INSTRUCTION,
     Llmlingua,
     has_answer,
@@ -59,6 +58,7 @@ from bench.compress import (
     numbers_check,
     read_jsonl,
 )
+from middleware.compress.classifier.training.corpus import KV_INSTRUCTION
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HEXISH = re.compile(r"[0-9a-f][0-9a-f-]{5,}[0-9a-f]")
